@@ -1,0 +1,14 @@
+"""mmdssd: DSSD (Deconvolutional Single Shot Detector) for MMDetection 3.x.
+
+Importing this package registers every mmdssd component into MMDetection's
+registries and applies the stack workarounds listed in ``README.md``
+(see :mod:`mmdssd.utils.compat`).
+"""
+from .utils import compat as _compat
+
+_compat.apply_all()
+
+from . import datasets, engine, models  # noqa: E402,F401
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

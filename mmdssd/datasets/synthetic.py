@@ -1,0 +1,272 @@
+"""A deterministic synthetic detection set of simple shapes.
+
+The set is written in two layouts that MMDetection reads unchanged:
+
+* VOC: ``VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/
+  {trainval,test}.txt}`` for ``VOCDataset`` (``VOC2007`` in the path makes
+  ``VOCMetric`` use the 11-point AP of the DSSD paper);
+* COCO: ``annotations/instances_{trainval,test}.json`` over the same
+  ``JPEGImages`` for ``CocoDataset``/``CocoMetric``.
+
+Scenes mix sparse and crowded images, objects from ~8 px to half the
+image, images without any object, and a few objects marked difficult
+(tiny or heavily occluded ones), so that every code path of training and
+evaluation is exercised. Generation is seeded: the same arguments give
+byte-identical annotations.
+"""
+import json
+import math
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+from xml.etree import ElementTree as ET
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+SYNTHETIC_CLASSES = ('circle', 'square', 'triangle', 'cross', 'ring')
+
+
+@dataclass
+class SyntheticSpec:
+    """What to generate.
+
+    Args:
+        num_trainval (int): Images in the ``trainval`` split.
+        num_test (int): Images in the ``test`` split.
+        img_size (int): Nominal image side; image sides vary by +-10%.
+        min_obj (int): Smallest object side in pixels.
+        max_obj_frac (float): Largest object side as a fraction of
+            the image side.
+        empty_frac (float): Fraction of images with no object.
+        crowded_frac (float): Fraction of crowded images (8-14 objects);
+            the others hold 1-4.
+        seed (int): Random seed.
+    """
+    num_trainval: int = 240
+    num_test: int = 80
+    img_size: int = 320
+    min_obj: int = 8
+    max_obj_frac: float = 0.5
+    empty_frac: float = 0.05
+    crowded_frac: float = 0.2
+    seed: int = 0
+
+    def validate(self) -> None:
+        checks = {
+            'num_trainval': self.num_trainval >= 1,
+            'num_test': self.num_test >= 1,
+            'img_size': self.img_size >= 32,
+            'min_obj': 4 <= self.min_obj < self.img_size * self.max_obj_frac,
+            'max_obj_frac': 0 < self.max_obj_frac <= 1,
+            'empty_frac': 0 <= self.empty_frac < 1,
+            'crowded_frac': 0 <= self.crowded_frac <= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f'SyntheticSpec.{name}={getattr(self, name)!r} is out of '
+                    'range')
+
+
+def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A smooth two-colour gradient with mild noise."""
+    c0, c1 = rng.uniform(40, 215, size=(2, 3))
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
+    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
+    img += rng.normal(0, 6, size=img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def _contrasting_colour(rng: np.random.Generator,
+                        bg: np.ndarray) -> Tuple[int, int, int]:
+    for _ in range(20):
+        colour = rng.integers(0, 256, size=3)
+        if np.abs(colour - bg).sum() > 180:
+            break
+    return tuple(int(c) for c in colour)
+
+
+def _draw(draw: ImageDraw.ImageDraw, label: str, box: Tuple[int, int, int,
+                                                             int],
+          colour: Tuple[int, int, int]) -> None:
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    if label == 'circle':
+        draw.ellipse([x1, y1, x2 - 1, y2 - 1], fill=colour)
+    elif label == 'square':
+        draw.rectangle([x1, y1, x2 - 1, y2 - 1], fill=colour)
+    elif label == 'triangle':
+        draw.polygon([(x1 + w / 2, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)],
+                     fill=colour)
+    elif label == 'cross':
+        tw, th = max(w // 3, 1), max(h // 3, 1)
+        draw.rectangle([x1 + tw, y1, x2 - 1 - tw, y2 - 1], fill=colour)
+        draw.rectangle([x1, y1 + th, x2 - 1, y2 - 1 - th], fill=colour)
+    elif label == 'ring':
+        draw.ellipse([x1, y1, x2 - 1, y2 - 1], fill=colour)
+        iw, ih = max(w // 4, 1), max(h // 4, 1)
+        draw.ellipse([x1 + iw, y1 + ih, x2 - 1 - iw, y2 - 1 - ih],
+                     fill=None, outline=colour)
+    else:  # pragma: no cover - classes are fixed above
+        raise ValueError(f'unknown shape {label!r}')
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between one box ``a`` (4,) and boxes ``b`` (N, 4)."""
+    ix1 = np.maximum(a[0], b[:, 0])
+    iy1 = np.maximum(a[1], b[:, 1])
+    ix2 = np.minimum(a[2], b[:, 2])
+    iy2 = np.minimum(a[3], b[:, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa
+    return inter / (area(a) + area(b) - inter)
+
+
+def _make_image(rng: np.random.Generator,
+                spec: SyntheticSpec) -> Tuple[Image.Image, List[Dict]]:
+    jitter = rng.uniform(0.9, 1.1, size=2)
+    w, h = (int(round(spec.img_size * j)) for j in jitter)
+    img = _background(rng, w, h)
+    bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
+    draw = ImageDraw.Draw(img)
+
+    u = rng.random()
+    if u < spec.empty_frac:
+        num = 0
+    elif u < spec.empty_frac + spec.crowded_frac:
+        num = int(rng.integers(8, 15))
+    else:
+        num = int(rng.integers(1, 5))
+    max_side = int(min(w, h) * spec.max_obj_frac)
+    objects: List[Dict] = []
+    boxes = np.zeros((0, 4), dtype=np.float64)
+    for _ in range(num * 10):
+        if len(objects) == num:
+            break
+        # log-uniform sizes: as many small objects as large ones
+        side = math.exp(rng.uniform(math.log(spec.min_obj),
+                                    math.log(max_side)))
+        aspect = math.exp(rng.uniform(-0.4, 0.4))
+        bw = int(np.clip(side * aspect, spec.min_obj, max_side))
+        bh = int(np.clip(side / aspect, spec.min_obj, max_side))
+        x1 = int(rng.integers(0, w - bw + 1))
+        y1 = int(rng.integers(0, h - bh + 1))
+        box = np.array([x1, y1, x1 + bw, y1 + bh], dtype=np.float64)
+        if len(boxes) and _iou(box, boxes).max() > 0.2:
+            continue
+        label = int(rng.integers(len(SYNTHETIC_CLASSES)))
+        _draw(draw, SYNTHETIC_CLASSES[label], tuple(int(v) for v in box),
+              _contrasting_colour(rng, bg_mean))
+        tiny = min(bw, bh) < 12
+        objects.append(
+            dict(
+                bbox=[int(v) for v in box],
+                label=label,
+                difficult=int(tiny and rng.random() < 0.5)))
+        boxes = np.vstack([boxes, box])
+    if rng.random() < 0.3:
+        img = img.filter(ImageFilter.GaussianBlur(radius=0.6))
+    return img, objects
+
+
+def _voc_xml(filename: str, w: int, h: int, objects: List[Dict]) -> bytes:
+    root = ET.Element('annotation')
+    ET.SubElement(root, 'folder').text = 'VOC2007'
+    ET.SubElement(root, 'filename').text = filename
+    size = ET.SubElement(root, 'size')
+    for tag, val in (('width', w), ('height', h), ('depth', 3)):
+        ET.SubElement(size, tag).text = str(val)
+    for obj in objects:
+        node = ET.SubElement(root, 'object')
+        ET.SubElement(node, 'name').text = SYNTHETIC_CLASSES[obj['label']]
+        ET.SubElement(node, 'pose').text = 'Unspecified'
+        ET.SubElement(node, 'truncated').text = '0'
+        ET.SubElement(node, 'difficult').text = str(obj['difficult'])
+        bnd = ET.SubElement(node, 'bndbox')
+        # VOC is 1-based; MMDetection's VOCDataset subtracts 1 on reading.
+        x1, y1, x2, y2 = obj['bbox']
+        for tag, val in (('xmin', x1 + 1), ('ymin', y1 + 1), ('xmax', x2 + 1),
+                         ('ymax', y2 + 1)):
+            ET.SubElement(bnd, tag).text = str(val)
+    return ET.tostring(root)
+
+
+def generate_synthetic_dataset(out_dir: str,
+                               spec: SyntheticSpec = SyntheticSpec(),
+                               overwrite: bool = False) -> Dict[str, str]:
+    """Write the synthetic set under ``out_dir`` in VOC and COCO layouts.
+
+    Args:
+        out_dir (str): Root folder; ``VOCdevkit/`` and ``annotations/`` are
+            created inside it.
+        spec (SyntheticSpec): What to generate.
+        overwrite (bool): Regenerate even if a complete set with the same
+            spec is already there. Defaults to False.
+
+    Returns:
+        dict: Paths of the ``voc_root`` (the ``VOCdevkit`` folder),
+        ``coco_trainval`` and ``coco_test`` json files.
+    """
+    spec.validate()
+    voc = osp.join(out_dir, 'VOCdevkit', 'VOC2007')
+    paths = dict(
+        voc_root=osp.join(out_dir, 'VOCdevkit') + '/',
+        coco_trainval=osp.join(out_dir, 'annotations',
+                               'instances_trainval.json'),
+        coco_test=osp.join(out_dir, 'annotations', 'instances_test.json'))
+    stamp = osp.join(out_dir, 'SPEC.json')
+    spec_json = json.dumps(spec.__dict__, sort_keys=True)
+    if not overwrite and osp.isfile(stamp) and all(
+            osp.isfile(p) for p in paths.values() if p.endswith('.json')):
+        with open(stamp) as f:
+            if f.read() == spec_json:
+                return paths
+
+    for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+        os.makedirs(osp.join(voc, sub), exist_ok=True)
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape')
+        for i, name in enumerate(SYNTHETIC_CLASSES)
+    ]
+    splits = (('trainval', spec.num_trainval), ('test', spec.num_test))
+    img_id, ann_id = 0, 0
+    for split, count in splits:
+        coco = dict(images=[], annotations=[], categories=categories)
+        names = []
+        for _ in range(count):
+            img_id += 1
+            name = f'{img_id:06d}'
+            img, objects = _make_image(rng, spec)
+            w, h = img.size
+            img.save(osp.join(voc, 'JPEGImages', name + '.jpg'), quality=95)
+            with open(osp.join(voc, 'Annotations', name + '.xml'), 'wb') as f:
+                f.write(_voc_xml(name + '.jpg', w, h, objects))
+            names.append(name)
+            coco['images'].append(
+                dict(id=img_id, file_name=name + '.jpg', width=w, height=h))
+            for obj in objects:
+                ann_id += 1
+                x1, y1, x2, y2 = obj['bbox']
+                coco['annotations'].append(
+                    dict(
+                        id=ann_id,
+                        image_id=img_id,
+                        category_id=obj['label'] + 1,
+                        bbox=[x1, y1, x2 - x1, y2 - y1],
+                        area=(x2 - x1) * (y2 - y1),
+                        iscrowd=obj['difficult']))
+        with open(osp.join(voc, 'ImageSets', 'Main', split + '.txt'),
+                  'w') as f:
+            f.write('\n'.join(names) + '\n')
+        with open(paths[f'coco_{split}'], 'w') as f:
+            json.dump(coco, f)
+    with open(stamp, 'w') as f:
+        f.write(spec_json)
+    return paths

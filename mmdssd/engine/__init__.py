@@ -1,0 +1,3 @@
+from .hooks import FuseConvBNHook
+
+__all__ = ['FuseConvBNHook']

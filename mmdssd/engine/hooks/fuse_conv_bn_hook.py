@@ -1,0 +1,22 @@
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from ...models.utils import fuse_bn
+
+
+@HOOKS.register_module()
+class FuseConvBNHook(Hook):
+    """Fold BatchNorm into convolutions once the test checkpoint is loaded.
+
+    Used by ``tools/test.py --fuse-conv-bn``; add it to ``custom_hooks`` to
+    test folded models from a config.
+    """
+
+    priority = 'LOWEST'
+
+    def before_test(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        model.eval()
+        fuse_bn(model)

@@ -1,0 +1,3 @@
+from .dssd_head import DSSDHead
+
+__all__ = ['DSSDHead']

@@ -1,0 +1,335 @@
+"""DSSD head: prediction modules + SSD predictors + batched SSD loss."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import SSDHead
+from mmdet.models.losses import smooth_l1_loss
+from mmdet.models.task_modules.assigners import MaxIoUAssigner
+from mmdet.models.task_modules.samplers import PseudoSampler
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import get_box_tensor
+from mmdet.utils import (ConfigType, InstanceList, MultiConfig, OptConfigType,
+                         OptInstanceList)
+from torch import Tensor
+
+from ..layers import PredictionModule
+
+DSSD321_ANCHORS = dict(
+    type='SkAnchorGenerator',
+    input_size=320,
+    strides=[8, 16, 32, 64, 320 / 3, 320],
+    ratios=[1.6, 2, 3],
+    s_min=0.2,
+    s_max=0.95,
+    first_level=(0.1, 0.2),
+    integer_percent=True)
+
+
+@MODELS.register_module()
+class DSSDHead(SSDHead):
+    """DSSD head: a prediction module per level, then SSD's predictors.
+
+    Training is SSD's: IoU-0.5 matching with every ground truth's best box
+    forced positive, softmax cross-entropy with 3:1 hard negative mining,
+    smooth-L1 on positives, both divided by the number of positives. The
+    loss is computed for the whole batch at once (one assignment over
+    padded ground truths, one cross-entropy, one top-k for the negatives of
+    all images) and equals MMDetection's per-image ``SSDHead`` definition;
+    set ``batched_loss=False`` to use MMDetection's implementation.
+
+    Args:
+        num_classes (int): Number of classes without background.
+        in_channels (Sequence[int]): Channels of each input level.
+        prediction_module (str | Sequence[str]): PM variant ``'a'``-``'d'``
+            for all levels or per level. Defaults to ``'c'``.
+        pm_mid_channels (int): PM bottleneck width. Defaults to 256.
+        pm_out_channels (int): PM (c)/(d) output width. Defaults to 1024.
+        pred_kernel_size (int | Sequence[int]): Kernel of the class/box
+            predictors, for all levels or per level (the authors used 5 on
+            the two largest maps, 3 elsewhere). Defaults to 3.
+        conv_cfg (dict, optional): Convolution config of the PMs.
+        norm_cfg (dict): Norm config of the PMs. Defaults to BN.
+        act_cfg (dict): Activation config of the PMs. Defaults to ReLU.
+        anchor_generator (dict): Prior generator config. Defaults to the
+            DSSD321 VOC boxes (:class:`SkAnchorGenerator`).
+        bbox_coder (dict): Box coder; centre-size deltas with variances
+            (0.1, 0.1, 0.2, 0.2).
+        loss_cls (dict): Per-box classification loss (softmax CE); applied
+            with ``reduction_override='none'`` before mining.
+        batched_loss (bool): Batched loss (default) or MMDetection's
+            per-image one.
+        reg_decoded_bbox (bool): Regress decoded boxes. Defaults to False.
+        train_cfg (dict, optional): SSD training config (assigner,
+            ``neg_pos_ratio``, ``smoothl1_beta``...).
+        test_cfg (dict, optional): Test config (NMS...).
+        init_cfg (dict or list[dict], optional): Initialization config.
+    """
+
+    def __init__(self,
+                 num_classes: int = 20,
+                 in_channels: Sequence[int] = (512, ) * 5 + (1024, ),
+                 prediction_module: Union[str, Sequence[str]] = 'c',
+                 pm_mid_channels: int = 256,
+                 pm_out_channels: int = 1024,
+                 pred_kernel_size: Union[int, Sequence[int]] = 3,
+                 conv_cfg: OptConfigType = None,
+                 norm_cfg: ConfigType = dict(type='BN'),
+                 act_cfg: ConfigType = dict(type='ReLU'),
+                 anchor_generator: ConfigType = DSSD321_ANCHORS,
+                 bbox_coder: ConfigType = dict(
+                     type='DeltaXYWHBBoxCoder',
+                     clip_border=True,
+                     target_means=[.0, .0, .0, .0],
+                     target_stds=[0.1, 0.1, 0.2, 0.2]),
+                 loss_cls: ConfigType = dict(
+                     type='CrossEntropyLoss', use_sigmoid=False),
+                 batched_loss: bool = True,
+                 reg_decoded_bbox: bool = False,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: MultiConfig = [
+                     dict(
+                         type='Xavier',
+                         layer='Conv2d',
+                         distribution='uniform',
+                         bias=0),
+                     dict(type='Constant', val=1, layer='_BatchNorm'),
+                 ]) -> None:
+        num_levels = len(in_channels)
+        self.pm_variants = self._per_level(prediction_module, num_levels,
+                                           'prediction_module')
+        self.pred_kernel_sizes = self._per_level(pred_kernel_size,
+                                                 num_levels,
+                                                 'pred_kernel_size')
+        for k in self.pred_kernel_sizes:
+            if k < 1 or k % 2 == 0:
+                raise ValueError(
+                    f'pred_kernel_size must be odd and >= 1, got {k}')
+        self.pm_mid_channels = pm_mid_channels
+        self.pm_out_channels = pm_out_channels
+        self.batched_loss = batched_loss
+        super().__init__(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            anchor_generator=anchor_generator,
+            bbox_coder=bbox_coder,
+            reg_decoded_bbox=reg_decoded_bbox,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            init_cfg=init_cfg)
+        if len(self.num_base_priors) != num_levels:
+            raise ValueError(
+                f'anchor_generator has {len(self.num_base_priors)} levels '
+                f'but in_channels has {num_levels}')
+        loss_cls = dict(loss_cls)
+        if loss_cls.get('use_sigmoid', False):
+            raise ValueError('DSSDHead uses a softmax classifier; '
+                             'loss_cls.use_sigmoid must be False')
+        self.loss_cls = MODELS.build(loss_cls)
+
+    @staticmethod
+    def _per_level(value, num_levels: int, name: str) -> list:
+        if isinstance(value, (str, int)):
+            return [value] * num_levels
+        value = list(value)
+        if len(value) != num_levels:
+            raise ValueError(f'{name} has {len(value)} entries for '
+                             f'{num_levels} levels')
+        return value
+
+    def _init_layers(self) -> None:
+        """Prediction modules and class/box predictors (no BN)."""
+        self.pred_modules = nn.ModuleList()
+        self.cls_convs = nn.ModuleList()
+        self.reg_convs = nn.ModuleList()
+        for channels, num_priors, variant, k in zip(self.in_channels,
+                                                    self.num_base_priors,
+                                                    self.pm_variants,
+                                                    self.pred_kernel_sizes):
+            pm = PredictionModule(
+                channels,
+                variant,
+                self.pm_mid_channels,
+                self.pm_out_channels,
+                conv_cfg=self.conv_cfg,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg)
+            self.pred_modules.append(pm)
+            self.cls_convs.append(
+                nn.Conv2d(
+                    pm.out_channels,
+                    num_priors * self.cls_out_channels,
+                    k,
+                    padding=k // 2))
+            self.reg_convs.append(
+                nn.Conv2d(pm.out_channels, num_priors * 4, k, padding=k // 2))
+
+    def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """Class scores and box deltas of every level."""
+        cls_scores, bbox_preds = [], []
+        for feat, pm, cls_conv, reg_conv in zip(x, self.pred_modules,
+                                                self.cls_convs,
+                                                self.reg_convs):
+            feat = pm(feat)
+            cls_scores.append(cls_conv(feat))
+            bbox_preds.append(reg_conv(feat))
+        return cls_scores, bbox_preds
+
+    # ------------------------------------------------------------------ loss
+    def _can_batch(self, batch_gt_instances_ignore: OptInstanceList) -> bool:
+        """Whether the batched loss reproduces MMDetection's exactly."""
+        assigner = getattr(self, 'assigner', None)
+        return (self.batched_loss and not self.reg_decoded_bbox
+                and isinstance(assigner, MaxIoUAssigner)
+                and isinstance(self.sampler, PseudoSampler)
+                and isinstance(assigner.neg_iou_thr, float)
+                and not assigner.gt_max_assign_all
+                and (assigner.ignore_iof_thr <= 0
+                     or not batch_gt_instances_ignore)
+                and self.train_cfg.get('allowed_border', -1) < 0)
+
+    def loss_by_feat(
+        self,
+        cls_scores: List[Tensor],
+        bbox_preds: List[Tensor],
+        batch_gt_instances: InstanceList,
+        batch_img_metas: List[dict],
+        batch_gt_instances_ignore: OptInstanceList = None
+    ) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """SSD loss of the batch (see the class docstring).
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox``.
+        """
+        if not self._can_batch(batch_gt_instances_ignore):
+            return super().loss_by_feat(cls_scores, bbox_preds,
+                                        batch_gt_instances, batch_img_metas,
+                                        batch_gt_instances_ignore)
+        featmap_sizes = [s.shape[-2:] for s in cls_scores]
+        device = cls_scores[0].device
+        num_imgs = len(batch_img_metas)
+        anchors = torch.cat(
+            self.prior_generator.grid_priors(featmap_sizes, device=device))
+        valid = self._valid_flags(featmap_sizes, batch_img_metas, device)
+        assigned, gt_boxes, gt_labels = self._assign(anchors, valid,
+                                                     batch_gt_instances)
+
+        all_cls = torch.cat([
+            s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
+            for s in cls_scores
+        ], 1)
+        all_reg = torch.cat([
+            b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds
+        ], 1)
+
+        pos = assigned > 0
+        neg = assigned == 0
+        gt_idx = (assigned - 1).clamp(min=0)
+        labels = torch.where(pos, gt_labels.gather(1, gt_idx),
+                             torch.full_like(assigned, self.num_classes))
+        loss_all = self.loss_cls(
+            all_cls.reshape(-1, self.cls_out_channels),
+            labels.reshape(-1),
+            reduction_override='none').view(num_imgs, -1)
+
+        num_pos = pos.sum(1)
+        num_neg = torch.minimum(num_pos * self.train_cfg['neg_pos_ratio'],
+                                neg.sum(1))
+        # MMDetection's SamplingResult counts max(num_pos, 1) per image
+        avg_factor = num_pos.clamp(min=1).sum().float()
+        pos_weight = self.train_cfg.get('pos_weight', -1)
+        loss_pos = loss_all[pos].sum()
+        if pos_weight > 0:
+            loss_pos = loss_pos * pos_weight
+        max_neg = int(num_neg.max())
+        if max_neg > 0:
+            neg_loss = loss_all.masked_fill(~neg, float('-inf'))
+            top, _ = neg_loss.topk(max_neg, dim=1)
+            keep = torch.arange(max_neg, device=device)[None] < num_neg[:,
+                                                                        None]
+            loss_neg = top[keep].sum()
+        else:
+            loss_neg = loss_all.new_zeros(())
+        loss_cls = (loss_pos + loss_neg) / avg_factor
+
+        img_idx, anchor_idx = pos.nonzero(as_tuple=True)
+        targets = self.bbox_coder.encode(
+            anchors[anchor_idx], gt_boxes[img_idx, gt_idx[img_idx,
+                                                          anchor_idx]])
+        loss_bbox = smooth_l1_loss(
+            all_reg[img_idx, anchor_idx],
+            targets,
+            beta=self.train_cfg['smoothl1_beta'],
+            reduction='sum') / avg_factor
+        # keep every predictor in the graph when a batch has no positives
+        loss_bbox = loss_bbox + all_reg.sum() * 0
+        return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+    def _valid_flags(self, featmap_sizes, batch_img_metas: List[dict],
+                     device) -> Tensor:
+        """(B, A) valid flags, computed once per distinct pad shape."""
+        cache: Dict[tuple, Tensor] = {}
+        flags = []
+        for meta in batch_img_metas:
+            key = tuple(meta['pad_shape'][:2])
+            if key not in cache:
+                cache[key] = torch.cat(
+                    self.prior_generator.valid_flags(featmap_sizes, key,
+                                                     device))
+            flags.append(cache[key])
+        return torch.stack(flags)
+
+    def _assign(self, anchors: Tensor, valid: Tensor,
+                batch_gt_instances: InstanceList
+                ) -> Tuple[Tensor, Tensor, Tensor]:
+        """``MaxIoUAssigner`` for the whole batch at once.
+
+        Returns:
+            tuple: ``assigned`` (B, A) long: -1 ignored, 0 background,
+            ``g + 1`` matched to ground truth ``g``; the padded ground-truth
+            boxes (B, G, 4) and labels (B, G).
+        """
+        assigner: MaxIoUAssigner = self.assigner
+        num_imgs, num_anchors = valid.shape
+        counts = [len(g) for g in batch_gt_instances]
+        max_gts = max(counts + [1])
+        gt_boxes = anchors.new_zeros(num_imgs, max_gts, 4)
+        gt_labels = anchors.new_full((num_imgs, max_gts),
+                                     self.num_classes,
+                                     dtype=torch.long)
+        gt_valid = torch.zeros(
+            num_imgs, max_gts, dtype=torch.bool, device=anchors.device)
+        for i, gts in enumerate(batch_gt_instances):
+            if counts[i]:
+                gt_boxes[i, :counts[i]] = get_box_tensor(gts.bboxes)
+                gt_labels[i, :counts[i]] = gts.labels
+                gt_valid[i, :counts[i]] = True
+
+        overlaps = assigner.iou_calculator(
+            gt_boxes, anchors.expand(num_imgs, num_anchors, 4))
+        mask = gt_valid[:, :, None] & valid[:, None, :]
+        overlaps = overlaps.masked_fill(~mask, -1)
+
+        max_ov, argmax_ov = overlaps.max(dim=1)  # per anchor, over gts
+        max_ov = max_ov.clamp(min=0)  # images without gts: all background
+        assigned = torch.full_like(argmax_ov, -1)
+        assigned[valid & (max_ov < assigner.neg_iou_thr)] = 0
+        pos = valid & (max_ov >= assigner.pos_iou_thr)
+        assigned[pos] = argmax_ov[pos] + 1
+        if assigner.match_low_quality:
+            gt_max, gt_argmax = overlaps.max(dim=2)  # per gt, over anchors
+            low = gt_valid & (gt_max >= assigner.min_pos_iou)
+            # MMDetection loops over gts, so a later gt wins a shared anchor
+            gt_index = torch.arange(max_gts, device=anchors.device).expand(
+                num_imgs, max_gts)
+            forced = torch.full_like(assigned, -1).scatter_reduce(
+                1,
+                torch.where(low, gt_argmax, torch.zeros_like(gt_argmax)),
+                torch.where(low, gt_index, torch.full_like(gt_index, -1)),
+                reduce='amax')
+            assigned = torch.where(forced >= 0, forced + 1, assigned)
+        return assigned, gt_boxes, gt_labels

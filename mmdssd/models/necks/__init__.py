@@ -1,0 +1,3 @@
+from .dssd_neck import DSSDNeck
+
+__all__ = ['DSSDNeck']

@@ -1,0 +1,1 @@
+from .prior_generators import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .fuse_bn import fuse_bn
+
+__all__ = ['fuse_bn']

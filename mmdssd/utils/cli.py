@@ -1,0 +1,52 @@
+"""What tools/train.py and tools/test.py share."""
+import argparse
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, DictAction
+
+from .dist import setup_cpu_distributed
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """``config``, ``--work-dir``, ``--cfg-options``, ``--launcher``,
+    ``--local-rank``: the options MMDetection's tools take."""
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and models go')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. key=value a.b="[1,2]"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config`` with the overrides, work dir and launcher.
+
+    Also prepares CPU-only distributed runs (gloo, no DDP ``device_ids``);
+    see :func:`mmdssd.utils.setup_cpu_distributed`.
+    """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    work_dir: Optional[str] = args.work_dir
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    setup_cpu_distributed(cfg, args.launcher)
+    return cfg

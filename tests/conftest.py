@@ -1,0 +1,80 @@
+import os.path as osp
+import sys
+
+import pytest
+from mmengine.config import Config
+
+import mmdssd  # noqa: F401  (registers components)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(ROOT, 'configs')
+TOOLS = osp.join(ROOT, 'tools')
+PYTHON = sys.executable
+
+
+def load_cfg(name: str) -> Config:
+    return Config.fromfile(osp.join(CONFIGS, name))
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory):
+    """A small synthetic set shared by the tests that train or evaluate."""
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    root = tmp_path_factory.mktemp('synthetic')
+    generate_synthetic_dataset(
+        str(root), SyntheticSpec(num_trainval=16, num_test=8, seed=1))
+    return str(root) + '/'
+
+
+def run(cmd, cwd=None, env=None, timeout=900):
+    """Run a command with the repo on PYTHONPATH; fail with its output."""
+    import os
+    import subprocess
+    full_env = dict(os.environ)
+    full_env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    full_env['PYTHONPATH'] = ROOT + os.pathsep + full_env.get(
+        'PYTHONPATH', '')
+    full_env.setdefault('OMP_NUM_THREADS', '2')
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f'command failed ({proc.returncode}): {" ".join(map(str, cmd))}'
+            f'\n{proc.stdout[-6000:]}')
+    return proc.stdout
+
+
+@pytest.fixture(scope='session')
+def data_cwd(tmp_path_factory):
+    """A working directory holding ``data/synthetic`` (the configs' root)."""
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    cwd = tmp_path_factory.mktemp('cwd')
+    generate_synthetic_dataset(
+        str(cwd / 'data' / 'synthetic'),
+        SyntheticSpec(num_trainval=16, num_test=8, seed=1))
+    return cwd
+
+
+TINY = osp.join(CONFIGS, 'synthetic', 'dssd_tiny_synthetic.py')
+
+
+@pytest.fixture(scope='session')
+def trained_tiny(data_cwd):
+    """Train the tiny DSSD for 2 epochs (2 iterations each) via
+    tools/train.py; returns the work dir."""
+    work_dir = data_cwd / 'work_dirs' / 'tiny'
+    run([
+        PYTHON,
+        osp.join(TOOLS, 'train.py'), TINY, '--work-dir', work_dir,
+        '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=3'
+    ], cwd=data_cwd)
+    return work_dir

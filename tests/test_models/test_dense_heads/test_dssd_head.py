@@ -1,0 +1,171 @@
+import pytest
+import torch
+from mmdet.models.dense_heads import SSDHead
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+
+from mmdssd.models.dense_heads import DSSDHead
+
+TRAIN_CFG = ConfigDict(
+    assigner=dict(
+        type='MaxIoUAssigner',
+        pos_iou_thr=0.5,
+        neg_iou_thr=0.5,
+        min_pos_iou=0.,
+        ignore_iof_thr=-1,
+        gt_max_assign_all=False),
+    sampler=dict(type='PseudoSampler'),
+    smoothl1_beta=1.,
+    allowed_border=-1,
+    pos_weight=-1,
+    neg_pos_ratio=3,
+    debug=False)
+SIZE = 128
+ANCHORS = dict(
+    type='SkAnchorGenerator',
+    input_size=SIZE,
+    strides=[8, 16, 32, 64, SIZE, SIZE],
+    ratios=[1.6, 2, 3],
+    s_min=0.2,
+    s_max=0.95,
+    first_level=(0.1, 0.2))
+FEATS = [16, 8, 4, 2, 1, 1]  # what the 321-style neck gives for 128
+
+
+def make_head(**kwargs):
+    cfg = dict(
+        num_classes=4,
+        in_channels=(8, 8, 8, 8, 8, 12),
+        prediction_module='c',
+        pm_mid_channels=4,
+        pm_out_channels=16,
+        anchor_generator=ANCHORS,
+        train_cfg=TRAIN_CFG,
+        test_cfg=ConfigDict(
+            nms_pre=100,
+            nms=dict(type='nms', iou_threshold=0.45),
+            min_bbox_size=0,
+            score_thr=0.02,
+            max_per_img=20))
+    cfg.update(kwargs)
+    return DSSDHead(**cfg)
+
+
+def feats(head, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.rand(batch, c, s, s, generator=g)
+        for c, s in zip(head.in_channels, FEATS)
+    ]
+
+
+def random_gts(counts, seed=0, num_classes=4):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in counts:
+        xy = torch.rand(n, 2, generator=g) * SIZE * 0.7
+        wh = torch.rand(n, 2, generator=g) * SIZE * 0.5 + 6
+        boxes = torch.cat([xy, (xy + wh).clamp(max=SIZE)], 1)
+        out.append(
+            InstanceData(
+                bboxes=boxes,
+                labels=torch.randint(num_classes, (n, ), generator=g)))
+    return out
+
+
+def metas(batch):
+    shape = (SIZE, SIZE)
+    return [dict(img_shape=shape, pad_shape=shape, scale_factor=(1., 1.))
+            for _ in range(batch)]
+
+
+@pytest.mark.parametrize('counts', [[3, 0, 7, 1], [1], [12, 12], [0, 5]])
+def test_batched_loss_equals_mmdet(counts):
+    head = make_head(prediction_module='a')
+    batch = len(counts)
+    g = torch.Generator().manual_seed(len(counts))
+    cls = [
+        torch.randn(batch, n * 5, s, s, generator=g).requires_grad_()
+        for n, s in zip(head.num_base_priors, FEATS)
+    ]
+    reg = [
+        torch.randn(batch, n * 4, s, s, generator=g).requires_grad_()
+        for n, s in zip(head.num_base_priors, FEATS)
+    ]
+    gts, img_metas = random_gts(counts, seed=batch), metas(batch)
+
+    ours = head.loss_by_feat(cls, reg, gts, img_metas)
+    theirs = SSDHead.loss_by_feat(head, cls, reg, gts, img_metas)
+    theirs = {k: sum(v) for k, v in theirs.items()}
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
+    grads_ours = torch.autograd.grad(sum(ours.values()), cls + reg)
+    grads_theirs = torch.autograd.grad(sum(theirs.values()), cls + reg)
+    for a, b in zip(grads_ours, grads_theirs):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_batch_without_any_gt_is_finite():
+    head = make_head()
+    cls, reg = head(feats(head))
+    losses = head.loss_by_feat(cls, reg, random_gts([0, 0]), metas(2))
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in head.parameters())
+
+
+@pytest.mark.parametrize('variant', ['a', 'b', 'c', 'd'])
+def test_prediction_module_parameter_counts(variant):
+    c, m, o = 8, 4, 16
+    head = make_head(
+        in_channels=(c, ) * 6, prediction_module=variant, pm_mid_channels=m,
+        pm_out_channels=o)
+    pm = head.pred_modules[0]
+    bn = lambda n: 2 * n  # noqa: E731  weight + bias
+
+    def unit(i, out, projection):
+        convs = i * m + 9 * m * m + m * out + bn(m) * 2 + bn(out)
+        return convs + (i * out + bn(out) if projection else 0)
+
+    expected = dict(
+        a=0,
+        b=unit(c, c, False),
+        c=unit(c, o, True),
+        d=unit(c, o, True) + unit(o, o, True))[variant]
+    assert sum(p.numel() for p in pm.parameters()) == expected
+    assert head.cls_convs[0].in_channels == (c if variant in 'ab' else o)
+
+
+def test_predictor_kernels_and_no_bn_in_predictors():
+    head = make_head(pred_kernel_size=(5, 5, 3, 3, 3, 3))
+    assert [c.kernel_size[0] for c in head.cls_convs] == [5, 5, 3, 3, 3, 3]
+    assert all(isinstance(c, torch.nn.Conv2d) for c in head.reg_convs)
+
+
+def test_every_parameter_gets_a_gradient():
+    head = make_head(prediction_module='d')
+    cls, reg = head(feats(head))
+    losses = head.loss_by_feat(cls, reg, random_gts([4, 2]), metas(2))
+    sum(losses.values()).backward()
+    missing = [n for n, p in head.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_predict_returns_boxes():
+    head = make_head().eval()
+    cls, reg = head(feats(head, batch=1))
+    results = head.predict_by_feat(cls, reg, batch_img_metas=metas(1),
+                                   rescale=False)
+    assert results[0].bboxes.shape[1] == 4
+    assert len(results[0].bboxes) <= 20
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match='prediction module variant'):
+        make_head(prediction_module='e')
+    with pytest.raises(ValueError, match='pred_kernel_size must be odd'):
+        make_head(pred_kernel_size=4)
+    with pytest.raises(ValueError, match='prediction_module has 2 entries'):
+        make_head(prediction_module=['a', 'c'])
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        make_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True))

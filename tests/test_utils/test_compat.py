@@ -1,0 +1,82 @@
+"""Each stack workaround, with a check that the breakage is real."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ..conftest import load_cfg
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter that does not import mmdssd."""
+    env = {k: v for k, v in __import__('os').environ.items()
+           if k != 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'}
+    return subprocess.run([sys.executable, '-c', code], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_runner_checkpoint_loads_under_weights_only(trained_tiny):
+    ckpt = str(trained_tiny / 'epoch_1.pth')
+    # without mmdssd the safety refuses MMEngine's message hub
+    bare = _fresh_python(f'import torch; torch.load({ckpt!r})')
+    assert bare.returncode != 0
+    assert 'Unsupported global' in bare.stderr or 'weights_only' in \
+        bare.stderr
+    # with mmdssd imported, weights_only stays on and the load succeeds
+    loaded = torch.load(ckpt, map_location='cpu')
+    assert 'message_hub' in loaded and 'state_dict' in loaded
+    with pytest.raises(Exception, match='Unsupported global|weights_only'):
+        # arbitrary classes are still refused
+        import io
+        import pickle
+
+        class Evil:
+            pass
+
+        buf = io.BytesIO()
+        torch.save({'x': Evil.__new__(Evil)}, buf, pickle_module=pickle)
+        buf.seek(0)
+        torch.load(buf)
+
+
+def _stock_ssd_predict_code(import_mmdssd: bool) -> str:
+    return '\n'.join([
+        'import torch',
+        'import mmdssd' if import_mmdssd else 'import mmdet.models',
+        'from mmengine.config import Config',
+        'from mmdet.registry import MODELS',
+        'from mmdet.utils import register_all_modules',
+        'from mmdet.structures import DetDataSample',
+        'register_all_modules()',
+        "cfg = Config.fromfile('" + osp.join(
+            osp.dirname(__import__('mmdet').__file__), '.mim', 'configs',
+            'ssd', 'ssd300_coco.py') + "')",
+        'cfg.model.backbone.init_cfg = None',
+        'model = MODELS.build(cfg.model).eval()',
+        'sample = DetDataSample(metainfo=dict(img_shape=(300, 300), '
+        'ori_shape=(300, 300), scale_factor=(1., 1.)))',
+        'with torch.no_grad():',
+        '    out = model.predict(torch.rand(1, 3, 300, 300), [sample])',
+        'print("BOXES", out[0].pred_instances.bboxes.shape)',
+    ])
+
+
+def test_stock_ssd_predicts_with_mmdssd():
+    bare = _fresh_python(_stock_ssd_predict_code(False))
+    assert "has no attribute 'loss_cls'" in bare.stderr
+    fixed = _fresh_python(_stock_ssd_predict_code(True))
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert 'BOXES torch.Size([' in fixed.stdout
+
+
+def test_ssdhead_patch_does_not_touch_dssd_head():
+    from mmdet.models.dense_heads import SSDHead
+    from mmdet.registry import MODELS
+    assert 'loss_cls' in vars(SSDHead)
+    cfg = load_cfg('synthetic/dssd_tiny_synthetic.py')
+    head = MODELS.build(cfg.model.bbox_head)
+    assert 'loss_cls' in head._modules  # its own, a registered submodule
+    assert head.loss_cls is not SSDHead.loss_cls
+    assert torch.serialization.get_safe_globals()

@@ -1,0 +1,52 @@
+"""Test (evaluate) a checkpoint (MMDetection's tools/test.py + mmdssd)."""
+import argparse
+import os.path as osp
+
+from mmdet.evaluation import DumpDetResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmdssd  # noqa: F401  (registers components, applies workarounds)
+from mmdssd.engine import FuseConvBNHook
+from mmdssd.utils.cli import add_common_args, load_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    add_common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out', help='dump predictions to this pickle file (.pkl)')
+    parser.add_argument(
+        '--show-dir', help='draw predictions into this folder (in work_dir)')
+    parser.add_argument(
+        '--fuse-conv-bn',
+        action='store_true',
+        help='fold BatchNorm into convolutions before testing (faster)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        vis = cfg.default_hooks.visualization
+        vis.draw = True
+        vis.test_out_dir = args.show_dir
+    runner = (Runner.from_cfg(cfg)
+              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file, got {args.out}')
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    if args.fuse_conv_bn:
+        runner.register_hook(FuseConvBNHook(), priority='LOWEST')
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
