@@ -6,7 +6,7 @@ model = dict(
     neck=dict(
         extra_blocks=((2, 2), ) * 5,
         # the paper's 2x2 stride-1 deconvolution from the 1x1 to the 2x2 map
-        deconv_kernel_strides=((2, 2), ) * 6 + ((2, 1), )),
+        deconv_kernel_strides=((2, 2), ) * 5 + ((2, 1), )),
     bbox_head=dict(
         in_channels=(512, ) * 6 + (1024, ),
         pred_kernel_size=(5, 5, 3, 3, 3, 3, 3),

@@ -5,6 +5,9 @@ import pytest
 from mmengine.config import Config
 
 import mmdssd  # noqa: F401  (registers components)
+from mmdet.utils import register_all_modules
+
+register_all_modules(init_default_scope=True)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')

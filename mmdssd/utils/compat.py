@@ -5,10 +5,30 @@ workarounds") at import time of :mod:`mmdssd`, without touching
 site-packages. Every one of them is idempotent and has a test in
 ``tests/test_utils/test_compat.py`` that fails without it.
 """
+import pickle
 from typing import List
 
 import numpy as np
 import torch
+
+
+def _history_buffer_getattr(obj: object, name: str) -> object:
+    """The only ``getattr`` a runner checkpoint needs.
+
+    ``HistoryBuffer._statistics_methods`` maps names to functions such as
+    ``HistoryBuffer.min``, which pickle stores as ``getattr(HistoryBuffer,
+    'min')``. Allowing ``builtins.getattr`` itself would let a checkpoint
+    read any attribute of any allowed object; this stand-in, registered
+    under that name, resolves HistoryBuffer's statistics methods only.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    # the built-in statistics, plus any registered with register_statistics
+    known = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and name in known:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'mmdssd: a checkpoint asked for getattr({obj!r}, {name!r}); only '
+        'HistoryBuffer statistics methods are allowed under weights_only')
 
 
 def _checkpoint_globals() -> List[object]:
@@ -22,7 +42,10 @@ def _checkpoint_globals() -> List[object]:
     """
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    allowed: List[object] = [HistoryBuffer, np.ndarray, np.dtype]
+    allowed: List[object] = [
+        HistoryBuffer, np.ndarray, np.dtype,
+        (_history_buffer_getattr, 'builtins.getattr')
+    ]
     multiarray = getattr(np, '_core', None)
     multiarray = getattr(multiarray, 'multiarray', None) or np.core.multiarray
     allowed += [multiarray._reconstruct, multiarray.scalar]

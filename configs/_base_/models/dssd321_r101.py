@@ -2,8 +2,8 @@
 # deconvolution module (product fusion) + prediction module (c).
 # Input 320: MMDetection's arithmetic gives the paper's 40, 20, 10, 5, 3, 1
 # maps and 17080 default boxes (321 gives 41 and 21).
+# (the input size itself is set by the dataset pipelines: input_size = 320)
 custom_imports = dict(imports=['mmdssd'], allow_failed_imports=False)
-input_size = 320
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=dict(
@@ -45,8 +45,8 @@ model = dict(
         norm_cfg=dict(type='BN'),
         anchor_generator=dict(
             type='SkAnchorGenerator',
-            input_size=input_size,
-            strides=[8, 16, 32, 64, input_size / 3, input_size],
+            input_size=320,
+            strides=[8, 16, 32, 64, 320 / 3, 320],
             ratios=[1.6, 2, 3],
             s_min=0.2,
             s_max=0.95,

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import smooth_l1_loss
-from mmdet.models.task_modules.assigners import MaxIoUAssigner
+from mmdet.models.task_modules.assigners import (BboxOverlaps2D,
+                                                MaxIoUAssigner)
 from mmdet.models.task_modules.samplers import PseudoSampler
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
@@ -14,6 +15,26 @@ from mmdet.utils import (ConfigType, InstanceList, MultiConfig, OptConfigType,
 from torch import Tensor
 
 from ..layers import PredictionModule
+
+def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
+    """IoU matrix (N, M) of x1y1x2y2 boxes.
+
+    The arithmetic of MMDetection's ``bbox_overlaps`` (so results are
+    bitwise equal), on contiguous (N, M) planes per coordinate instead of
+    interleaved (N, M, 2) tensors: several times faster on the CPU.
+    """
+    x1a, y1a, x2a, y2a = boxes1.unbind(-1)
+    x1b, y1b, x2b, y2b = boxes2.unbind(-1)
+    area1 = (x2a - x1a) * (y2a - y1a)
+    area2 = (x2b - x1b) * (y2b - y1b)
+    iw = (torch.min(x2a[:, None], x2b[None]) -
+          torch.max(x1a[:, None], x1b[None])).clamp_(min=0)
+    ih = (torch.min(y2a[:, None], y2b[None]) -
+          torch.max(y1a[:, None], y1b[None])).clamp_(min=0)
+    overlap = iw.mul_(ih)
+    union = (area1[:, None] + area2[None]).sub_(overlap).clamp_(min=eps)
+    return overlap.div_(union)
+
 
 DSSD321_ANCHORS = dict(
     type='SkAnchorGenerator',
@@ -183,8 +204,11 @@ class DSSDHead(SSDHead):
     def _can_batch(self, batch_gt_instances_ignore: OptInstanceList) -> bool:
         """Whether the batched loss reproduces MMDetection's exactly."""
         assigner = getattr(self, 'assigner', None)
+        iou_calc = getattr(assigner, 'iou_calculator', None)
         return (self.batched_loss and not self.reg_decoded_bbox
                 and isinstance(assigner, MaxIoUAssigner)
+                and type(iou_calc) is BboxOverlaps2D
+                and iou_calc.scale == 1. and iou_calc.dtype is None
                 and isinstance(self.sampler, PseudoSampler)
                 and isinstance(assigner.neg_iou_thr, float)
                 and not assigner.gt_max_assign_all
@@ -295,24 +319,45 @@ class DSSDHead(SSDHead):
         """
         assigner: MaxIoUAssigner = self.assigner
         num_imgs, num_anchors = valid.shape
+        device = anchors.device
         counts = [len(g) for g in batch_gt_instances]
         max_gts = max(counts + [1])
-        gt_boxes = anchors.new_zeros(num_imgs, max_gts, 4)
-        gt_labels = anchors.new_full((num_imgs, max_gts),
-                                     self.num_classes,
-                                     dtype=torch.long)
+        boxes = torch.cat([
+            get_box_tensor(g.bboxes).to(anchors.dtype)
+            for g in batch_gt_instances
+        ]) if sum(counts) else anchors.new_zeros(0, 4)
+        labels = torch.cat([g.labels for g in batch_gt_instances
+                            ]) if sum(counts) else anchors.new_zeros(
+                                0, dtype=torch.long)
+        # row of each gt in the padded (B * G) layout
+        img_of = torch.repeat_interleave(
+            torch.arange(num_imgs, device=device),
+            torch.tensor(counts, device=device))
+        starts = torch.tensor([0] + counts[:-1], device=device).cumsum(0)
+        rows = img_of * max_gts + (
+            torch.arange(len(boxes), device=device) - starts[img_of])
+        gt_boxes = anchors.new_zeros(num_imgs * max_gts, 4)
+        gt_boxes[rows] = boxes
+        gt_labels = torch.full((num_imgs * max_gts, ),
+                               self.num_classes,
+                               dtype=torch.long,
+                               device=device)
+        gt_labels[rows] = labels
         gt_valid = torch.zeros(
-            num_imgs, max_gts, dtype=torch.bool, device=anchors.device)
-        for i, gts in enumerate(batch_gt_instances):
-            if counts[i]:
-                gt_boxes[i, :counts[i]] = get_box_tensor(gts.bboxes)
-                gt_labels[i, :counts[i]] = gts.labels
-                gt_valid[i, :counts[i]] = True
+            num_imgs * max_gts, dtype=torch.bool, device=device)
+        gt_valid[rows] = True
 
-        overlaps = assigner.iou_calculator(
-            gt_boxes, anchors.expand(num_imgs, num_anchors, 4))
-        mask = gt_valid[:, :, None] & valid[:, None, :]
-        overlaps = overlaps.masked_fill(~mask, -1)
+        # IoU of the real gts only (no padding work), then scattered into
+        # the padded layout; -1 marks padding and invalid anchors
+        ious = box_iou(boxes, anchors)
+        if not bool(valid.all()):
+            ious = ious.masked_fill(~valid[img_of], -1)
+        overlaps = ious.new_full((num_imgs * max_gts, num_anchors), -1)
+        overlaps[rows] = ious
+        overlaps = overlaps.view(num_imgs, max_gts, num_anchors)
+        gt_boxes = gt_boxes.view(num_imgs, max_gts, 4)
+        gt_labels = gt_labels.view(num_imgs, max_gts)
+        gt_valid = gt_valid.view(num_imgs, max_gts)
 
         max_ov, argmax_ov = overlaps.max(dim=1)  # per anchor, over gts
         max_ov = max_ov.clamp(min=0)  # images without gts: all background
@@ -324,7 +369,7 @@ class DSSDHead(SSDHead):
             gt_max, gt_argmax = overlaps.max(dim=2)  # per gt, over anchors
             low = gt_valid & (gt_max >= assigner.min_pos_iou)
             # MMDetection loops over gts, so a later gt wins a shared anchor
-            gt_index = torch.arange(max_gts, device=anchors.device).expand(
+            gt_index = torch.arange(max_gts, device=device).expand(
                 num_imgs, max_gts)
             forced = torch.full_like(assigned, -1).scatter_reduce(
                 1,

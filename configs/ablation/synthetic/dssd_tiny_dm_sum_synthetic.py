@@ -1,0 +1,3 @@
+# Small-scale ablation row: + PM(c) + DM, element-wise sum.
+_base_ = '../../synthetic/dssd_tiny_synthetic.py'
+model = dict(neck=dict(fusion='sum'))

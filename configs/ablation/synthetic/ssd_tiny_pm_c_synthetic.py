@@ -1,0 +1,3 @@
+# Small-scale ablation row: SSD (tiny) + PM(c).
+_base_ = '../../synthetic/ssd_tiny_synthetic.py'
+model = dict(bbox_head=dict(prediction_module='c'))
