@@ -80,16 +80,25 @@ def patch_ssdhead_loss_cls() -> None:
     ``BaseDenseHead._predict_by_feat_single`` reads ``self.loss_cls``, which
     ``SSDHead.__init__`` never assigns: stock SSD trains, then crashes at its
     first validation. SSD's classification loss is a softmax cross-entropy
-    (computed inline in ``SSDHead.loss_by_feat_single``), so the head gets a
-    class-level ``CrossEntropyLoss(use_sigmoid=False)`` describing exactly
-    that. Instances that set their own ``loss_cls`` (a fixed mmdet, or
-    :class:`mmdssd.models.DSSDHead`) are unaffected.
+    (computed inline in ``SSDHead.loss_by_feat_single``), so ``SSDHead``
+    gets a read-only ``loss_cls`` property returning a
+    ``CrossEntropyLoss(use_sigmoid=False)`` describing exactly that. A head
+    that registers its own ``loss_cls`` module (a fixed mmdet, or
+    :class:`mmdssd.models.DSSDHead`) gets that one back: a plain class
+    attribute would shadow it, since ``nn.Module`` keeps submodules in
+    ``_modules``.
     """
     from mmdet.models.dense_heads import SSDHead
     from mmdet.models.losses import CrossEntropyLoss
 
-    if 'loss_cls' not in vars(SSDHead):
-        SSDHead.loss_cls = CrossEntropyLoss(use_sigmoid=False)
+    if 'loss_cls' in vars(SSDHead):
+        return
+    softmax_ce = CrossEntropyLoss(use_sigmoid=False)
+
+    def loss_cls(self):
+        return self._modules.get('loss_cls', softmax_ce)
+
+    SSDHead.loss_cls = property(loss_cls, doc=patch_ssdhead_loss_cls.__doc__)
 
 
 def apply_all() -> None:

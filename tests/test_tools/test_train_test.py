@@ -22,7 +22,8 @@ def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
         PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', trained_tiny,
         '--resume', trained_tiny / 'epoch_2.pth', '--cfg-options',
         'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
-        'default_hooks.checkpoint.interval=1'
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=5'
     ], cwd=data_cwd)
     assert 'resumed epoch: 2' in out
     after = torch.load(trained_tiny / 'epoch_3.pth', map_location='cpu')

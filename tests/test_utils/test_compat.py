@@ -71,12 +71,25 @@ def test_stock_ssd_predicts_with_mmdssd():
     assert 'BOXES torch.Size([' in fixed.stdout
 
 
-def test_ssdhead_patch_does_not_touch_dssd_head():
+def test_ssdhead_patch_does_not_shadow_a_head_own_loss_cls():
     from mmdet.models.dense_heads import SSDHead
+    from mmdet.models.losses import CrossEntropyLoss
     from mmdet.registry import MODELS
-    assert 'loss_cls' in vars(SSDHead)
-    cfg = load_cfg('synthetic/dssd_tiny_synthetic.py')
-    head = MODELS.build(cfg.model.bbox_head)
-    assert 'loss_cls' in head._modules  # its own, a registered submodule
-    assert head.loss_cls is not SSDHead.loss_cls
-    assert torch.serialization.get_safe_globals()
+    stock = SSDHead(
+        num_classes=3,
+        anchor_generator=dict(
+            type='SSDAnchorGenerator',
+            scale_major=False,
+            input_size=300,
+            basesize_ratio_range=(0.15, 0.9),
+            strides=[8, 16, 32, 64, 100, 300],
+            ratios=[[2], [2, 3], [2, 3], [2, 3], [2], [2]]))
+    assert isinstance(stock.loss_cls, CrossEntropyLoss)
+    assert not stock.loss_cls.use_sigmoid
+    assert 'loss_cls' not in dict(stock.named_children())
+    cfg = load_cfg('synthetic/dssd_tiny_synthetic.py').model.bbox_head
+    cfg.loss_cls = dict(
+        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0)
+    head = MODELS.build(cfg)
+    assert head.loss_cls is head._modules['loss_cls']
+    assert head.loss_cls.loss_weight == 2.0

@@ -1,6 +1,7 @@
 """Distributed training on the CPU: two gloo processes."""
 import os.path as osp
 import re
+import sys
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ def test_dist_train_two_processes(data_cwd, tmp_path):
         'bash', osp.join(TOOLS, 'dist_train.sh'), TINY, '2', '--work-dir',
         work_dir, '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
-    ], cwd=data_cwd, env=dict(PORT='29533'))
+    ], cwd=data_cwd, env=dict(PORT='29533', PYTHON=sys.executable))
     logs = list(work_dir.glob('*/*.log'))
     assert logs, out[-3000:]
     log = logs[0].read_text()

@@ -169,3 +169,14 @@ def test_bad_settings():
         make_head(prediction_module=['a', 'c'])
     with pytest.raises(ValueError, match='use_sigmoid'):
         make_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True))
+
+
+def test_configured_loss_cls_is_used():
+    cfg = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0)
+    one, two = make_head(), make_head(loss_cls=cfg)
+    two.load_state_dict(one.state_dict())
+    cls, reg = one(feats(one))
+    gts, img_metas = random_gts([3, 2]), metas(2)
+    l1 = one.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
+    l2 = two.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
+    assert torch.allclose(l2, 2 * l1)
