@@ -13,6 +13,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 TOOLS = osp.join(ROOT, 'tools')
 PYTHON = sys.executable
+MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 
 def load_cfg(name: str) -> Config:
@@ -81,3 +82,39 @@ def trained_tiny(data_cwd):
         'default_hooks.checkpoint.max_keep_ckpts=3'
     ], cwd=data_cwd)
     return work_dir
+
+
+CLASSES = '(circle,square,triangle,cross,ring)'
+
+
+def voc0712_synthetic_options(data_cwd, num_images: int = 4) -> list:
+    """``--cfg-options`` that point a real VOC07+12 config (ours or
+    MMDetection's) at the synthetic set, with a tiny schedule: the user's
+    exact command, only the data and duration differ."""
+    root = osp.join(str(data_cwd), 'data', 'synthetic', 'VOCdevkit')
+    voc12 = osp.join(root, 'VOC2012')
+    if not osp.exists(voc12):  # the synthetic set stands in for VOC2012 too
+        import os
+        os.symlink('VOC2007', voc12)
+    opts = []
+    for i in (0, 1):
+        ds = f'train_dataloader.dataset.dataset.datasets.{i}.'
+        opts += [
+            ds + f'data_root={root}/', ds + f'metainfo.classes={CLASSES}',
+            ds + f'indices={num_images // 2}'
+        ]
+    for loader in ('val_dataloader', 'test_dataloader'):
+        opts += [
+            f'{loader}.dataset.data_root={root}/',
+            f'{loader}.dataset.metainfo.classes={CLASSES}',
+            f'{loader}.dataset.indices={num_images}',
+            f'{loader}.batch_size=2', f'{loader}.num_workers=0',
+            f'{loader}.persistent_workers=False'
+        ]
+    return opts + [
+        'model.bbox_head.num_classes=5', 'model.backbone.init_cfg=None',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1'
+    ]

@@ -6,13 +6,15 @@ from typing import Optional
 
 from mmengine.config import Config, DictAction
 
+from .config_paths import resolve_config
 from .dist import setup_cpu_distributed
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """``config``, ``--work-dir``, ``--cfg-options``, ``--launcher``,
     ``--local-rank``: the options MMDetection's tools take."""
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config', help='config file, or mmdet::path/in/mmdet/configs.py')
     parser.add_argument('--work-dir', help='where logs and models go')
     parser.add_argument(
         '--cfg-options',
@@ -36,9 +38,7 @@ def load_config(args: argparse.Namespace) -> Config:
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(resolve_config(args.config))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -46,7 +46,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        name = osp.splitext(osp.basename(args.config.split('::')[-1]))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
