@@ -137,7 +137,7 @@ def main() -> None:
                           osp.join(cfg.work_dir, 'vis'))
     summary = dict(
         config=args.config,
-        train_and_eval_seconds=round(train_s, 1),
+        train_with_val_seconds=round(train_s, 1),
         total_seconds=round(time.time() - start, 1),
         metrics={k: round(float(v), 4) for k, v in metrics.items()})
     with open(osp.join(cfg.work_dir, 'summary.json'), 'w') as f:

@@ -1,16 +1,20 @@
 # DSSD321 scaled down for the embedded synthetic set and a 2-core CPU.
 # Same components as dssd_r101_voc.py; changes only what must change:
-# ResNet-18 (no download), 256 input, narrower extra/DM/PM widths, boxes
-# for the synthetic object sizes, the data, and a minutes-long schedule.
+# ResNet-18 at half width (random init, no download), 256 input, narrower
+# extra/DM/PM widths, boxes for the synthetic object sizes, the data, a
+# minutes-long schedule -- and sum fusion: trained from scratch for
+# minutes, the product fusion learns far more slowly (README "Ablation"
+# has the measured rows); dssd_tiny_dm_prod_synthetic.py is that variant.
 _base_ = '../dssd_r101_voc.py'
 input_size = 256
 data_root = 'data/synthetic/'
 classes = ('circle', 'square', 'triangle', 'cross', 'ring')
 model = dict(
-    backbone=dict(depth=18, frozen_stages=-1, norm_eval=False,
-                  init_cfg=None),
+    backbone=dict(depth=18, base_channels=32, frozen_stages=-1,
+                  norm_eval=False, init_cfg=None),
     neck=dict(
-        in_channels=(128, 512),
+        in_channels=(64, 256),
+        fusion='sum',
         extra_mid_channels=64,
         extra_out_channels=256,
         deconv_channels=128),
@@ -84,7 +88,7 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [

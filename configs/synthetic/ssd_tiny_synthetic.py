@@ -2,4 +2,4 @@
 _base_ = './dssd_tiny_synthetic.py'
 model = dict(
     neck=dict(use_deconv=False),
-    bbox_head=dict(in_channels=(128, 512, 256, 256, 256, 256)))
+    bbox_head=dict(in_channels=(64, 256, 256, 256, 256, 256)))

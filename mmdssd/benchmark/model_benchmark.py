@@ -72,8 +72,9 @@ def benchmark_config(name: str,
         device (str, optional): ``'cpu'`` or ``'cuda'``; default: CUDA if
             available.
         warmup (int): Untimed runs first.
-        repeat (int): Timed inference runs (batch 1, ``model.predict``
-            including post-processing).
+        repeat (int): Timed inference runs at batch 1: ``latency`` is
+            ``model.predict`` (network + post-processing), ``forward`` the
+            network alone (``mode='tensor'``).
         train_batch (int): Images per training step.
         train_steps (int): Timed training steps (forward, backward, SGD
             step); 0 skips training.
@@ -83,7 +84,7 @@ def benchmark_config(name: str,
 
     Returns:
         dict: ``params``, ``flops``, ``input_size``, ``latency``,
-        ``latency_fused``, ``train_step`` (seconds: median/min/max) and
+        ``forward`` (and ``*_fused``), ``train_step`` (seconds: median/min/max) and
         ``peak_mem_mb`` (CPU: peak RSS of this process; CUDA: max
         allocated).
     """
@@ -151,10 +152,17 @@ def benchmark_config(name: str,
         with torch.no_grad():
             model.predict(batch['inputs'], batch['data_samples'])
 
+    def forward():
+        with torch.no_grad():
+            model(batch['inputs'], mode='tensor')
+
     result['latency'] = _stats(_time(infer, warmup, repeat, sync))
+    result['forward'] = _stats(_time(forward, warmup, repeat, sync))
     if fuse_conv_bn:
         fuse_bn(model)
         result['latency_fused'] = _stats(_time(infer, warmup, repeat, sync))
+        result['forward_fused'] = _stats(_time(forward, warmup, repeat,
+                                               sync))
     if device == 'cuda':
         result['peak_mem_mb'] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -178,20 +186,23 @@ def format_table(results: List[Dict]) -> str:
         s = r[key]
         return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
 
-    head = ('| config | input | params (M) | GFLOPs | latency b1 s (min-max) '
-            '| ratio | fused latency s | fused/unfused | train step s '
-            '| ratio | peak mem MB |')
-    lines = [head, '|' + '---|' * 11]
+    def folded(r, key):
+        if key + '_fused' not in r:
+            return '-'
+        return f"{r[key + '_fused']['median'] / r[key]['median']:.2f}x"
+
+    head = ('| config | input | params (M) | GFLOPs | forward b1 s (min-max) '
+            '| ratio | folded/unfolded | predict b1 s (min-max) | ratio '
+            '| folded/unfolded | train step s (min-max) | ratio '
+            '| peak mem MB |')
+    lines = [head, '|' + '---|' * 13]
     for r in results:
-        fused = '-'
-        if 'latency_fused' in r:
-            speed = r['latency_fused']['median'] / r['latency']['median']
-            fused = f'{speed:.2f}x'
         flops = f"{r['flops'] / 1e9:.1f}" if 'flops' in r else '-'
         lines.append(
             f"| {r['config']} | {'x'.join(map(str, r['input_size']))} "
-            f"| {r['params'] / 1e6:.1f} | {flops} | {secs(r, 'latency')} "
-            f"| {ratio(r, 'latency')} | {secs(r, 'latency_fused')} | {fused} "
-            f"| {secs(r, 'train_step')} | {ratio(r, 'train_step')} "
-            f"| {r['peak_mem_mb']:.0f} |")
+            f"| {r['params'] / 1e6:.1f} | {flops} | {secs(r, 'forward')} "
+            f"| {ratio(r, 'forward')} | {folded(r, 'forward')} "
+            f"| {secs(r, 'latency')} | {ratio(r, 'latency')} "
+            f"| {folded(r, 'latency')} | {secs(r, 'train_step')} "
+            f"| {ratio(r, 'train_step')} | {r['peak_mem_mb']:.0f} |")
     return '\n'.join(lines)

@@ -236,19 +236,13 @@ class DSSDHead(SSDHead):
         featmap_sizes = [s.shape[-2:] for s in cls_scores]
         device = cls_scores[0].device
         num_imgs = len(batch_img_metas)
-        anchors = torch.cat(
-            self.prior_generator.grid_priors(featmap_sizes, device=device))
-        valid = self._valid_flags(featmap_sizes, batch_img_metas, device)
+        anchors, valid = self._anchors_and_flags(featmap_sizes,
+                                                 batch_img_metas, device)
         assigned, gt_boxes, gt_labels = self._assign(anchors, valid,
                                                      batch_gt_instances)
 
-        all_cls = torch.cat([
-            s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-            for s in cls_scores
-        ], 1)
-        all_reg = torch.cat([
-            b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds
-        ], 1)
+        all_cls = self._flatten_levels(cls_scores, self.cls_out_channels)
+        all_reg = self._flatten_levels(bbox_preds, 4)
 
         pos = assigned > 0
         neg = assigned == 0
@@ -266,7 +260,7 @@ class DSSDHead(SSDHead):
         # MMDetection's SamplingResult counts max(num_pos, 1) per image
         avg_factor = num_pos.clamp(min=1).sum().float()
         pos_weight = self.train_cfg.get('pos_weight', -1)
-        loss_pos = loss_all[pos].sum()
+        loss_pos = torch.where(pos, loss_all, 0).sum()
         if pos_weight > 0:
             loss_pos = loss_pos * pos_weight
         max_neg = int(num_neg.max())
@@ -275,7 +269,7 @@ class DSSDHead(SSDHead):
             top, _ = neg_loss.topk(max_neg, dim=1)
             keep = torch.arange(max_neg, device=device)[None] < num_neg[:,
                                                                         None]
-            loss_neg = top[keep].sum()
+            loss_neg = torch.where(keep, top, 0).sum()
         else:
             loss_neg = loss_all.new_zeros(())
         loss_cls = (loss_pos + loss_neg) / avg_factor
@@ -289,23 +283,52 @@ class DSSDHead(SSDHead):
             targets,
             beta=self.train_cfg['smoothl1_beta'],
             reduction='sum') / avg_factor
-        # keep every predictor in the graph when a batch has no positives
-        loss_bbox = loss_bbox + all_reg.sum() * 0
+        if img_idx.numel() == 0:
+            # keep every predictor in the graph when a batch has no positive
+            loss_bbox = loss_bbox + all_reg.sum() * 0
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
 
-    def _valid_flags(self, featmap_sizes, batch_img_metas: List[dict],
-                     device) -> Tensor:
-        """(B, A) valid flags, computed once per distinct pad shape."""
-        cache: Dict[tuple, Tensor] = {}
+    @staticmethod
+    def _flatten_levels(maps: List[Tensor], channels: int) -> Tensor:
+        """(B, n * c, H, W) per level -> (B, sum n * H * W, c).
+
+        Each level is copied once, straight into its slice of the output
+        (``torch.cat`` of permuted maps copies everything twice).
+        """
+        num_imgs = maps[0].shape[0]
+        sizes = [m[0].numel() // channels for m in maps]
+        out = maps[0].new_empty(num_imgs, sum(sizes), channels)
+        start = 0
+        for m, n in zip(maps, sizes):
+            h, w = m.shape[-2:]
+            out[:, start:start + n].view(num_imgs, h, w, -1).copy_(
+                m.permute(0, 2, 3, 1))
+            start += n
+        return out
+
+    def _anchors_and_flags(self, featmap_sizes, batch_img_metas: List[dict],
+                           device) -> Tuple[Tensor, Tensor]:
+        """All anchors (A, 4) and per-image valid flags (B, A).
+
+        Both depend only on the feature-map sizes (and pad shape), so they
+        are computed once and cached, instead of once per call and image.
+        """
+        sizes = tuple(tuple(int(v) for v in s) for s in featmap_sizes)
+        cache = self.__dict__.setdefault('_prior_cache', {})
+        key = (sizes, str(device))
+        if key not in cache:
+            cache.clear()  # one input size at a time in practice
+            cache[key] = torch.cat(
+                self.prior_generator.grid_priors(sizes, device=device))
         flags = []
         for meta in batch_img_metas:
-            key = tuple(meta['pad_shape'][:2])
-            if key not in cache:
-                cache[key] = torch.cat(
-                    self.prior_generator.valid_flags(featmap_sizes, key,
-                                                     device))
-            flags.append(cache[key])
-        return torch.stack(flags)
+            flag_key = (sizes, str(device), tuple(meta['pad_shape'][:2]))
+            if flag_key not in cache:
+                cache[flag_key] = torch.cat(
+                    self.prior_generator.valid_flags(
+                        sizes, flag_key[2], device))
+            flags.append(cache[flag_key])
+        return cache[key], torch.stack(flags)
 
     def _assign(self, anchors: Tensor, valid: Tensor,
                 batch_gt_instances: InstanceList
@@ -361,10 +384,9 @@ class DSSDHead(SSDHead):
 
         max_ov, argmax_ov = overlaps.max(dim=1)  # per anchor, over gts
         max_ov = max_ov.clamp(min=0)  # images without gts: all background
-        assigned = torch.full_like(argmax_ov, -1)
-        assigned[valid & (max_ov < assigner.neg_iou_thr)] = 0
+        assigned = torch.where(valid & (max_ov < assigner.neg_iou_thr), 0, -1)
         pos = valid & (max_ov >= assigner.pos_iou_thr)
-        assigned[pos] = argmax_ov[pos] + 1
+        assigned = torch.where(pos, argmax_ov + 1, assigned)
         if assigner.match_low_quality:
             gt_max, gt_argmax = overlaps.max(dim=2)  # per gt, over anchors
             low = gt_valid & (gt_max >= assigner.min_pos_iou)

@@ -71,3 +71,27 @@ def test_same_detections_on_trained_model(trained_tiny, data_cwd):
         for box, label in zip(a.bboxes, a.labels):
             same = b.bboxes[b.labels == label]
             assert (same - box).abs().max(dim=1).values.min() < 1e-4
+
+
+def test_fuse_bn_tool_writes_a_loadable_folded_model(trained_tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ...conftest import ROOT, TOOLS, run
+    out = tmp_path / 'folded.pth'
+    tool = osp.join(TOOLS, 'deployment', 'fuse_bn.py')
+    run([sys.executable, tool, TINY, trained_tiny / 'epoch_2.pth', out])
+    sys.path.insert(0, osp.dirname(tool))
+    try:
+        from fuse_bn import load_folded
+    finally:
+        sys.path.pop(0)
+    model = load_folded(TINY, str(out))
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    # refuses to overwrite what is already there
+    again = subprocess.run(
+        [sys.executable, tool, TINY, trained_tiny / 'epoch_2.pth', out],
+        capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert again.returncode != 0 and 'not overwriting' in again.stderr
