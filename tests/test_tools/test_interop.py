@@ -3,18 +3,14 @@ import os.path as osp
 import re
 
 import mmdet
-import pytest
 import torch
 
 from ..conftest import (CONFIGS, MIM, PYTHON, TINY, TOOLS, run,
                         voc0712_synthetic_options)
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
-needs_mim = pytest.mark.skipif(
-    not osp.isfile(MIM), reason='mim is installed by tools/install.sh')
 
 
-@needs_mim
 def test_real_dssd321_config_through_mim(data_cwd, tmp_path):
     """`mim train mmdssd configs/dssd_r101_voc.py` end to end (ResNet-101,
     320 input, DM + PM(c)) on the synthetic stand-in for VOC07+12."""
@@ -51,7 +47,6 @@ def test_stock_mmdet_ssd300_trains_and_evaluates_with_our_tools(
     assert re.search(r'pascal_voc/mAP: [0-9.]+', out)
 
 
-@needs_mim
 def test_mim_train_mmdet_with_an_mmdssd_config(data_cwd, tmp_path):
     """MMDetection's own train script: custom_imports brings mmdssd in."""
     work_dir = tmp_path / 'via_mmdet'

@@ -1,26 +1,19 @@
 """mim train/test/run find mmdssd's configs and tools after the install."""
 import os.path as osp
 import re
-import sys
 
-import pytest
-
-from ..conftest import run
-
-MIM = osp.join(osp.dirname(sys.executable), 'mim')
-pytestmark = pytest.mark.skipif(
-    not osp.isfile(MIM), reason='mim is installed by tools/install.sh')
+from ..conftest import MIM, run
 
 
 def test_package_ships_configs_and_tools():
-    import mmdssd
-    mim_dir = osp.join(osp.dirname(mmdssd.__file__), '.mim')
+    """tools/install.sh installs mim and mmdssd with its .mim folder."""
     from mim.utils import get_installed_path
+    assert osp.isfile(MIM)
     installed = get_installed_path('mmdssd')
     for rel in ('configs/dssd_r101_voc.py', 'tools/train.py', 'tools/test.py',
-                'configs/synthetic/dssd_tiny_synthetic.py'):
+                'configs/synthetic/dssd_tiny_synthetic.py',
+                'tools/analysis_tools/benchmark.py'):
         assert osp.isfile(osp.join(installed, '.mim', rel)), rel
-    del mim_dir
 
 
 def test_mim_train_then_test_by_basename(data_cwd, tmp_path):
