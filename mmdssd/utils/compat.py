@@ -2,8 +2,8 @@
 
 Each function fixes one breakage listed in ``README.md`` ("Stack
 workarounds") at import time of :mod:`mmdssd`, without touching
-site-packages. Every one of them is idempotent and has a test in
-``tests/test_utils/test_compat.py`` that fails without it.
+site-packages. Every one of them is idempotent and is covered by
+``tests/test_utils/test_compat.py``.
 """
 import pickle
 from typing import List

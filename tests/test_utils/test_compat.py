@@ -93,3 +93,24 @@ def test_ssdhead_patch_does_not_shadow_a_head_own_loss_cls():
     head = MODELS.build(cfg)
     assert head.loss_cls is head._modules['loss_cls']
     assert head.loss_cls.loss_weight == 2.0
+
+
+class _AsksForGetattr:
+    """Pickles as getattr(HistoryBuffer, <name>), like a crafted file."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        return getattr, (HistoryBuffer, self.name)
+
+
+def test_getattr_stand_in_allows_only_history_buffer_statistics(tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+    good, bad = tmp_path / 'good.pth', tmp_path / 'bad.pth'
+    torch.save({'m': _AsksForGetattr('mean')}, good)
+    torch.save({'m': _AsksForGetattr('__init__')}, bad)
+    assert torch.load(good)['m'] is HistoryBuffer.mean
+    with pytest.raises(Exception, match="getattr.*'__init__'"):
+        torch.load(bad)
