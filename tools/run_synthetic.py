@@ -20,6 +20,7 @@ from mmengine.config import Config
 import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
                              point_cfg_at_synthetic)
+from mmdssd.utils.cli import set_max_epochs
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -110,10 +111,7 @@ def main() -> None:
     point_cfg_at_synthetic(cfg, args.data_root)
     cfg.work_dir = osp.abspath(args.work_dir)
     if args.epochs is not None:
-        cfg.train_cfg.max_epochs = args.epochs
-        for sched in cfg.param_scheduler:
-            if sched.get('by_epoch', True) and 'end' in sched:
-                sched.end = args.epochs
+        set_max_epochs(cfg, args.epochs)
     cfg.train_cfg.val_interval = args.val_interval
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.max_epochs
     cfg.randomness = dict(seed=args.seed)

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from ..utils.config_paths import resolve_config
+from ..utils.cli import config_without_download
 
 
 def input_size_of(cfg: Config) -> tuple:
@@ -97,9 +97,7 @@ def benchmark_config(name: str,
     register_all_modules(init_default_scope=True)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    cfg = Config.fromfile(resolve_config(name))
-    if cfg.model.backbone.get('init_cfg'):
-        cfg.model.backbone.init_cfg = None
+    cfg = config_without_download(name)
     size = input_size_of(cfg)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device)

@@ -50,3 +50,23 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', name)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
+
+
+def config_without_download(name: str) -> Config:
+    """Load a config (file or ``mmdet::...``) whose backbone downloads
+    nothing at build time (``init_cfg=None``): for tools that bring their
+    own weights or need none (benchmarks, BN folding)."""
+    cfg = Config.fromfile(resolve_config(name))
+    if cfg.model.backbone.get('init_cfg'):
+        cfg.model.backbone.init_cfg = None
+    return cfg
+
+
+def set_max_epochs(cfg: Config, epochs: int) -> Config:
+    """Shorten/lengthen an epoch-based schedule, moving the end of every
+    epoch-based lr scheduler with it. Modifies ``cfg`` in place."""
+    cfg.train_cfg.max_epochs = epochs
+    for sched in cfg.param_scheduler:
+        if sched.get('by_epoch', True) and 'end' in sched:
+            sched.end = epochs
+    return cfg

@@ -58,13 +58,11 @@ def _run(cmd) -> str:
 def prepare_config(path: str, args, work_dir: str) -> str:
     """The config with data, budget and seed applied, dumped to work_dir."""
     from mmdssd.datasets import point_cfg_at_synthetic
+    from mmdssd.utils.cli import set_max_epochs
     cfg = Config.fromfile(path)
     point_cfg_at_synthetic(cfg, args.data_root)
-    cfg.train_cfg.max_epochs = args.epochs
+    set_max_epochs(cfg, args.epochs)
     cfg.train_cfg.val_interval = args.epochs
-    for sched in cfg.param_scheduler:
-        if sched.get('by_epoch', True) and 'end' in sched:
-            sched.end = args.epochs
     cfg.default_hooks.checkpoint.interval = 1  # resume granularity
     cfg.default_hooks.checkpoint.max_keep_ckpts = 1
     cfg.randomness = dict(seed=args.seed, deterministic=False)

@@ -11,22 +11,19 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import mmdssd  # noqa: F401
 from mmdssd.models.utils import fuse_bn
-from mmdssd.utils import resolve_config
+from mmdssd.utils.cli import config_without_download
 
 
 def _build(config: str):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
-    cfg = Config.fromfile(resolve_config(config))
-    if cfg.model.backbone.get('init_cfg'):
-        cfg.model.backbone.init_cfg = None  # weights come from a checkpoint
-    return MODELS.build(cfg.model)
+    # weights come from a checkpoint
+    return MODELS.build(config_without_download(config).model)
 
 
 def build_folded(config: str, checkpoint: str):

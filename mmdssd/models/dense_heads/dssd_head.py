@@ -1,5 +1,5 @@
 """DSSD head: prediction modules + SSD predictors + batched SSD loss."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn

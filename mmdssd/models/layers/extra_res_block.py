@@ -1,5 +1,4 @@
 """SSD extra layers of DSSD's ResNet-101: bottleneck residual blocks."""
-from typing import Optional
 
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
