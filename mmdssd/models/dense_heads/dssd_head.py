@@ -4,7 +4,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmdet.models.dense_heads import SSDHead
-from mmdet.models.losses import smooth_l1_loss
+from mmdet.models.losses import CrossEntropyLoss, smooth_l1_loss
 from mmdet.models.task_modules.assigners import (BboxOverlaps2D,
                                                 MaxIoUAssigner)
 from mmdet.models.task_modules.samplers import PseudoSampler
@@ -241,18 +241,12 @@ class DSSDHead(SSDHead):
         assigned, gt_boxes, gt_labels = self._assign(anchors, valid,
                                                      batch_gt_instances)
 
-        all_cls = self._flatten_levels(cls_scores, self.cls_out_channels)
-        all_reg = self._flatten_levels(bbox_preds, 4)
-
         pos = assigned > 0
         neg = assigned == 0
         gt_idx = (assigned - 1).clamp(min=0)
         labels = torch.where(pos, gt_labels.gather(1, gt_idx),
                              torch.full_like(assigned, self.num_classes))
-        loss_all = self.loss_cls(
-            all_cls.reshape(-1, self.cls_out_channels),
-            labels.reshape(-1),
-            reduction_override='none').view(num_imgs, -1)
+        loss_all = self._per_box_cls_loss(cls_scores, labels)
 
         num_pos = pos.sum(1)
         num_neg = torch.minimum(num_pos * self.train_cfg['neg_pos_ratio'],
@@ -279,32 +273,80 @@ class DSSDHead(SSDHead):
             anchors[anchor_idx], gt_boxes[img_idx, gt_idx[img_idx,
                                                           anchor_idx]])
         loss_bbox = smooth_l1_loss(
-            all_reg[img_idx, anchor_idx],
+            self._gather_boxes(bbox_preds, 4, img_idx, anchor_idx),
             targets,
             beta=self.train_cfg['smoothl1_beta'],
             reduction='sum') / avg_factor
         if img_idx.numel() == 0:
             # keep every predictor in the graph when a batch has no positive
-            loss_bbox = loss_bbox + all_reg.sum() * 0
+            loss_bbox = loss_bbox + sum(p.sum() for p in bbox_preds) * 0
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
 
-    @staticmethod
-    def _flatten_levels(maps: List[Tensor], channels: int) -> Tensor:
-        """(B, n * c, H, W) per level -> (B, sum n * H * W, c).
+    def _per_box_cls_loss(self, cls_scores: List[Tensor],
+                          labels: Tensor) -> Tensor:
+        """Classification loss of every box, (B, A), unreduced.
 
-        Each level is copied once, straight into its slice of the output
-        (``torch.cat`` of permuted maps copies everything twice).
+        Softmax cross-entropy is computed on the predictor's own layout,
+        (B, n, C, H * W) per level, as ``logsumexp - score[label]``: no
+        (B, A, C) copy of the scores and no full log-softmax output, which
+        were most of the loss time on the CPU. Other ``loss_cls`` settings
+        (class weights...) go through ``self.loss_cls`` on flattened scores.
         """
-        num_imgs = maps[0].shape[0]
-        sizes = [m[0].numel() // channels for m in maps]
-        out = maps[0].new_empty(num_imgs, sum(sizes), channels)
-        start = 0
-        for m, n in zip(maps, sizes):
-            h, w = m.shape[-2:]
-            out[:, start:start + n].view(num_imgs, h, w, -1).copy_(
-                m.permute(0, 2, 3, 1))
-            start += n
-        return out
+        num_imgs, channels = labels.shape[0], self.cls_out_channels
+        if not self._is_plain_softmax_ce():
+            flat = torch.cat([
+                s.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
+                for s in cls_scores
+            ], 1)
+            return self.loss_cls(
+                flat.reshape(-1, channels),
+                labels.reshape(-1),
+                reduction_override='none').view(num_imgs, -1)
+        losses, start = [], 0
+        for score in cls_scores:
+            hw = score.shape[-2] * score.shape[-1]
+            score = score.reshape(num_imgs, -1, channels, hw)
+            num = score.shape[1] * hw
+            label = labels[:, start:start + num].view(num_imgs, hw, -1)
+            start += num
+            # any constant shift is exact for logsumexp: no gradient needed
+            shift = score.detach().amax(2, keepdim=True)
+            lse = (score - shift).exp_().sum(2, keepdim=True).log() + shift
+            loss = lse - score.gather(2, label.transpose(1, 2)[:, :, None])
+            losses.append(loss[:, :, 0].transpose(1, 2).reshape(num_imgs, -1))
+        return torch.cat(losses, 1) * self.loss_cls.loss_weight
+
+    def _is_plain_softmax_ce(self) -> bool:
+        """Whether ``loss_cls`` is unweighted softmax cross-entropy."""
+        loss = self.loss_cls
+        return (type(loss) is CrossEntropyLoss and not loss.use_sigmoid
+                and not loss.use_mask and loss.class_weight is None
+                and loss.ignore_index is None)
+
+    @staticmethod
+    def _gather_boxes(maps: List[Tensor], channels: int, img_idx: Tensor,
+                      box_idx: Tensor) -> Tensor:
+        """Predictions (P, channels) of boxes ``(img_idx, box_idx)``.
+
+        Read straight from the (B, n * channels, H, W) maps, with box
+        indices in MMDetection's flattened order (level, y, x, base box),
+        instead of reordering every box of every image first.
+        """
+        num_imgs, device = maps[0].shape[0], maps[0].device
+        hws = [m.shape[-2] * m.shape[-1] for m in maps]
+        nums = [m.shape[1] // channels for m in maps]
+        hw = torch.tensor(hws, device=device)
+        num = torch.tensor(nums, device=device)
+        box_ends = (hw * num).cumsum(0)
+        level = torch.searchsorted(box_ends, box_idx, right=True)
+        local = box_idx - (box_ends - hw * num)[level]
+        base, pix = local % num[level], local // num[level]
+        offset = (box_ends - hw * num)[level] * channels
+        index = offset[:, None] + pix[:, None] + hw[level, None] * (
+            base[:, None] * channels +
+            torch.arange(channels, device=device)[None])
+        flat = torch.cat([m.reshape(num_imgs, -1) for m in maps], 1)
+        return flat[img_idx[:, None], index]
 
     def _anchors_and_flags(self, featmap_sizes, batch_img_metas: List[dict],
                            device) -> Tuple[Tensor, Tensor]:
@@ -366,9 +408,6 @@ class DSSDHead(SSDHead):
                                dtype=torch.long,
                                device=device)
         gt_labels[rows] = labels
-        gt_valid = torch.zeros(
-            num_imgs * max_gts, dtype=torch.bool, device=device)
-        gt_valid[rows] = True
 
         # IoU of the real gts only (no padding work), then scattered into
         # the padded layout; -1 marks padding and invalid anchors
@@ -380,7 +419,6 @@ class DSSDHead(SSDHead):
         overlaps = overlaps.view(num_imgs, max_gts, num_anchors)
         gt_boxes = gt_boxes.view(num_imgs, max_gts, 4)
         gt_labels = gt_labels.view(num_imgs, max_gts)
-        gt_valid = gt_valid.view(num_imgs, max_gts)
 
         # best gt per anchor; amax is much faster than max-with-indices over
         # a non-innermost dim on the CPU, and only positives need the index
@@ -392,15 +430,13 @@ class DSSDHead(SSDHead):
         assigned[pos_img, pos_anchor] = overlaps[pos_img, :,
                                                  pos_anchor].argmax(dim=1) + 1
         if assigner.match_low_quality:
-            gt_max, gt_argmax = overlaps.max(dim=2)  # per gt, over anchors
-            low = gt_valid & (gt_max >= assigner.min_pos_iou)
-            # MMDetection loops over gts, so a later gt wins a shared anchor
-            gt_index = torch.arange(max_gts, device=device).expand(
-                num_imgs, max_gts)
-            forced = torch.full_like(assigned, -1).scatter_reduce(
-                1,
-                torch.where(low, gt_argmax, torch.zeros_like(gt_argmax)),
-                torch.where(low, gt_index, torch.full_like(gt_index, -1)),
-                reduce='amax')
+            # each real gt's best anchor (on the unpadded IoU); MMDetection
+            # loops over gts, so a later gt wins a shared anchor
+            gt_max, gt_argmax = ious.max(dim=1)
+            low = gt_max >= assigner.min_pos_iou
+            forced = torch.full_like(assigned, -1).view(-1).scatter_reduce(
+                0, img_of[low] * num_anchors + gt_argmax[low],
+                rows[low] - img_of[low] * max_gts, reduce='amax')
+            forced = forced.view(num_imgs, num_anchors)
             assigned = torch.where(forced >= 0, forced + 1, assigned)
         return assigned, gt_boxes, gt_labels
