@@ -73,14 +73,18 @@ def random_gts(counts, seed=0, num_classes=4):
     return out
 
 
-def metas(batch):
-    shape = (SIZE, SIZE)
+def metas(batch, shape=(SIZE, SIZE)):
     return [dict(img_shape=shape, pad_shape=shape, scale_factor=(1., 1.))
             for _ in range(batch)]
 
 
-@pytest.mark.parametrize('counts', [[3, 0, 7, 1], [1], [12, 12], [0, 5]])
-def test_batched_loss_equals_mmdet(counts):
+@pytest.mark.parametrize('counts,shape', [([3, 0, 7, 1], (SIZE, SIZE)),
+                                          ([1], (SIZE, SIZE)),
+                                          ([12, 12], (SIZE, SIZE)),
+                                          ([0, 5], (SIZE, SIZE)),
+                                          ([4, 9, 2], (72, SIZE))])
+def test_batched_loss_equals_mmdet(counts, shape):
+    """Also with a pad shape that leaves part of the boxes invalid."""
     head = make_head(prediction_module='a')
     batch = len(counts)
     g = torch.Generator().manual_seed(len(counts))
@@ -92,7 +96,11 @@ def test_batched_loss_equals_mmdet(counts):
         torch.randn(batch, n * 4, s, s, generator=g).requires_grad_()
         for n, s in zip(head.num_base_priors, FEATS)
     ]
-    gts, img_metas = random_gts(counts, seed=batch), metas(batch)
+    gts, img_metas = random_gts(counts, seed=batch), metas(batch, shape)
+    if shape != (SIZE, SIZE):
+        _, valid = head._anchors_and_flags([c.shape[-2:] for c in cls],
+                                           img_metas, 'cpu')
+        assert not valid.all()
 
     ours = head.loss_by_feat(cls, reg, gts, img_metas)
     theirs = SSDHead.loss_by_feat(head, cls, reg, gts, img_metas)
@@ -180,3 +188,27 @@ def test_configured_loss_cls_is_used():
     l1 = one.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
     l2 = two.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
     assert torch.allclose(l2, 2 * l1)
+
+
+def test_general_cls_loss_path_agrees_with_the_fast_one():
+    """Class weights go through ``loss_cls`` on flattened scores; with unit
+    weights that must give the fast path's loss and gradients."""
+    weighted = dict(type='CrossEntropyLoss', class_weight=[1.] * 5)
+    fast, general = make_head(), make_head(loss_cls=weighted)
+    general.load_state_dict(fast.state_dict())
+    assert fast._is_plain_softmax_ce()
+    assert not general._is_plain_softmax_ce()
+    gts, img_metas = random_gts([3, 0, 6]), metas(3)
+    cls, reg = fast(feats(fast, batch=3))
+    cls = [c.detach().requires_grad_() for c in cls]
+    a = fast.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
+    b = general.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
+    assert torch.allclose(a, b, atol=1e-6)
+    for ga, gb in zip(torch.autograd.grad(a, cls),
+                      torch.autograd.grad(b, cls)):
+        assert torch.allclose(ga, gb, atol=1e-7)
+    heavy = make_head(loss_cls=dict(
+        type='CrossEntropyLoss', class_weight=[1.] * 4 + [3.]))
+    heavy.load_state_dict(fast.state_dict())
+    c = heavy.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
+    assert c > a * 1.5  # background (last class) weighted 3x
