@@ -42,12 +42,14 @@ def benchmark_loss(batch: int = 16,
                    repeat: int = 7,
                    warmup: int = 2,
                    max_gts: int = 10,
-                   seed: int = 0) -> Dict:
+                   seed: int = 0,
+                   backward: bool = False) -> Dict:
     """Median seconds of ``loss_by_feat`` (targets + loss), both heads.
 
     Both run on the same DSSDHead instance (DSSD321 boxes, 17080 per image,
     21 classes), on the same random predictions and ground truths (0 to
-    ``max_gts`` per image).
+    ``max_gts`` per image). With ``backward`` each timing also includes the
+    gradient of the loss with respect to the predictions, as in training.
     """
     import mmdssd  # noqa: F401
     from mmdssd.models.dense_heads import DSSDHead
@@ -70,13 +72,27 @@ def benchmark_loss(batch: int = 16,
         fn()
         return time.perf_counter() - start
 
+    preds = cls + reg
+    for p in preds:
+        p.requires_grad_(backward)
+
+    def total(losses: Dict) -> torch.Tensor:
+        return sum(sum(v) if isinstance(v, list) else v
+                   for v in losses.values())
+
     def ours_fn():
-        return head.loss_by_feat(cls, reg, gts, metas)
+        losses = head.loss_by_feat(cls, reg, gts, metas)
+        if backward:
+            torch.autograd.grad(total(losses), preds)
+        return losses
 
     def theirs_fn():
-        return SSDHead.loss_by_feat(head, cls, reg, gts, metas)
+        losses = SSDHead.loss_by_feat(head, cls, reg, gts, metas)
+        if backward:
+            torch.autograd.grad(total(losses), preds)
+        return losses
 
-    with torch.no_grad():
+    with torch.set_grad_enabled(backward):
         ours = ours_fn()
         theirs = theirs_fn()
         for _ in range(warmup):
@@ -91,6 +107,7 @@ def benchmark_loss(batch: int = 16,
         for k in ('loss_cls', 'loss_bbox'))
     return dict(
         batch=batch,
+        backward=backward,
         boxes_per_image=num_boxes,
         mmdet_ssdhead_s=t_theirs,
         dssdhead_batched_s=t_ours,

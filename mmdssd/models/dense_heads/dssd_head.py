@@ -15,6 +15,7 @@ from mmdet.utils import (ConfigType, InstanceList, MultiConfig, OptConfigType,
 from torch import Tensor
 
 from ..layers import PredictionModule
+from ..losses import map_cross_entropy
 
 def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
     """IoU matrix (N, M) of x1y1x2y2 boxes.
@@ -286,11 +287,11 @@ class DSSDHead(SSDHead):
                           labels: Tensor) -> Tensor:
         """Classification loss of every box, (B, A), unreduced.
 
-        Softmax cross-entropy is computed on the predictor's own layout,
-        (B, n, C, H * W) per level, as ``logsumexp - score[label]``: no
-        (B, A, C) copy of the scores and no full log-softmax output, which
-        were most of the loss time on the CPU. Other ``loss_cls`` settings
-        (class weights...) go through ``self.loss_cls`` on flattened scores.
+        Plain softmax cross-entropy is computed per level on the
+        predictor's own layout (:func:`map_cross_entropy`): no (B, A, C)
+        copy of the scores and no full log-softmax output, which were most
+        of the loss time on the CPU. Other ``loss_cls`` settings (class
+        weights...) go through ``self.loss_cls`` on flattened scores.
         """
         num_imgs, channels = labels.shape[0], self.cls_out_channels
         if not self._is_plain_softmax_ce():
@@ -304,16 +305,10 @@ class DSSDHead(SSDHead):
                 reduction_override='none').view(num_imgs, -1)
         losses, start = [], 0
         for score in cls_scores:
-            hw = score.shape[-2] * score.shape[-1]
-            score = score.reshape(num_imgs, -1, channels, hw)
-            num = score.shape[1] * hw
-            label = labels[:, start:start + num].view(num_imgs, hw, -1)
+            num = score[0].numel() // channels
+            losses.append(
+                map_cross_entropy(score, labels[:, start:start + num]))
             start += num
-            # any constant shift is exact for logsumexp: no gradient needed
-            shift = score.detach().amax(2, keepdim=True)
-            lse = (score - shift).exp_().sum(2, keepdim=True).log() + shift
-            loss = lse - score.gather(2, label.transpose(1, 2)[:, :, None])
-            losses.append(loss[:, :, 0].transpose(1, 2).reshape(num_imgs, -1))
         return torch.cat(losses, 1) * self.loss_cls.loss_weight
 
     def _is_plain_softmax_ce(self) -> bool:

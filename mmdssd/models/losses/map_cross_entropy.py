@@ -1,0 +1,61 @@
+"""Softmax cross-entropy on a predictor's own (B, n * C, H, W) layout."""
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class _GroupedSoftmaxCE(torch.autograd.Function):
+    """Cross-entropy over dim 2 of (B, n, C, HW) scores, labels (B, n, 1, HW).
+
+    Forward: ``logsumexp - score[label]``. Backward: ``softmax - onehot``,
+    recomputed from the scores in place, so nothing of full size is kept
+    between forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, score: Tensor, label: Tensor) -> Tensor:
+        # logsumexp = shift + log_sum for any shift; the max keeps exp() in
+        # range, and keeping the two apart keeps float32 accuracy as good
+        # as log_softmax's for large logits
+        shift = score.amax(2, keepdim=True)
+        log_sum = (score - shift).exp_().sum(2, keepdim=True).log_()
+        ctx.save_for_backward(score, label, shift, log_sum)
+        return (shift - score.gather(2, label)).add_(log_sum)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        score, label, shift, log_sum = ctx.saved_tensors
+        grad_score = (score - shift).sub_(log_sum).exp_().mul_(grad)
+        return grad_score.scatter_add_(2, label, -grad), None
+
+
+def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
+    """Per-box softmax cross-entropy of one level's class map.
+
+    Equal to ``F.cross_entropy(flat, labels, reduction='none')`` where
+    ``flat = score.permute(0, 2, 3, 1).reshape(B, -1, C)`` is MMDetection's
+    flattened layout, without making that (B, H * W * n, C) copy or a full
+    log-softmax output (most of an SSD loss's time on the CPU), and with a
+    one-pass backward.
+
+    Args:
+        score (Tensor): Class scores (B, n * C, H, W) of ``n`` boxes per
+            location and ``C`` classes.
+        labels (Tensor): Target class (long) of every box, (B, H * W * n) in
+            MMDetection's box order (y, x, base box).
+
+    Returns:
+        Tensor: The loss of every box, (B, H * W * n).
+    """
+    num_imgs, height, width = score.shape[0], score.shape[2], score.shape[3]
+    hw = height * width
+    if labels.dim() != 2 or labels.shape[0] != num_imgs or (
+            labels.shape[1] % hw or score.shape[1] % (labels.shape[1] // hw)):
+        raise ValueError(f'labels of shape {tuple(labels.shape)} do not '
+                         f'match scores of shape {tuple(score.shape)}')
+    num_base = labels.shape[1] // hw
+    grouped = score.reshape(num_imgs, num_base, -1, hw)
+    label = labels.view(num_imgs, hw, num_base).transpose(1, 2)[:, :, None]
+    loss = _GroupedSoftmaxCE.apply(grouped, label.contiguous())
+    return loss[:, :, 0].transpose(1, 2).reshape(num_imgs, -1)
