@@ -60,3 +60,18 @@ def test_non_contiguous_scores():
 def test_mismatched_labels_are_refused():
     with pytest.raises(ValueError, match=r'labels of shape \(2, 7\)'):
         map_cross_entropy(torch.zeros(2, 6, 2, 2), torch.zeros(2, 7).long())
+
+
+def test_chunks_of_images_give_the_whole_batch_result(monkeypatch):
+    from mmdssd.models.losses import map_cross_entropy_loss as module
+    g = torch.Generator().manual_seed(2)
+    score = torch.randn(5, 3 * 4, 3, 3, generator=g).requires_grad_()
+    labels = torch.randint(4, (5, 9 * 3), generator=g)
+    whole = map_cross_entropy(score, labels)
+    grad_whole, = torch.autograd.grad(whole.sum(), score)
+    monkeypatch.setattr(module, 'CHUNK_NUMEL', 2 * score[0].numel())
+    assert len(list(module._image_chunks(score))) == 3  # 2 + 2 + 1 images
+    chunked = map_cross_entropy(score, labels)
+    grad_chunked, = torch.autograd.grad(chunked.sum(), score)
+    assert torch.equal(whole, chunked)
+    assert torch.equal(grad_whole, grad_chunked)
