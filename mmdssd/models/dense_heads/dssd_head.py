@@ -389,49 +389,52 @@ class DSSDHead(SSDHead):
         labels = torch.cat([g.labels for g in batch_gt_instances
                             ]) if sum(counts) else anchors.new_zeros(
                                 0, dtype=torch.long)
-        # row of each gt in the padded (B * G) layout
+        # image of each gt and its index among that image's gts
         img_of = torch.repeat_interleave(
             torch.arange(num_imgs, device=device),
             torch.tensor(counts, device=device))
         starts = torch.tensor([0] + counts[:-1], device=device).cumsum(0)
-        rows = img_of * max_gts + (
-            torch.arange(len(boxes), device=device) - starts[img_of])
-        gt_boxes = anchors.new_zeros(num_imgs * max_gts, 4)
-        gt_boxes[rows] = boxes
-        gt_labels = torch.full((num_imgs * max_gts, ),
+        local = torch.arange(len(boxes), device=device) - starts[img_of]
+        gt_boxes = anchors.new_zeros(num_imgs, max_gts, 4)
+        gt_boxes[img_of, local] = boxes
+        gt_labels = torch.full((num_imgs, max_gts),
                                self.num_classes,
                                dtype=torch.long,
                                device=device)
-        gt_labels[rows] = labels
+        gt_labels[img_of, local] = labels
 
-        # IoU of the real gts only (no padding work), then scattered into
-        # the padded layout; -1 marks padding and invalid anchors
-        ious = box_iou(boxes, anchors)
+        ious = box_iou(boxes, anchors)  # real gts only, (N, A)
         if not bool(valid.all()):
             ious = ious.masked_fill(~valid[img_of], -1)
-        overlaps = ious.new_full((num_imgs * max_gts, num_anchors), -1)
-        overlaps[rows] = ious
-        overlaps = overlaps.view(num_imgs, max_gts, num_anchors)
-        gt_boxes = gt_boxes.view(num_imgs, max_gts, 4)
-        gt_labels = gt_labels.view(num_imgs, max_gts)
 
-        # best gt per anchor; amax is much faster than max-with-indices over
-        # a non-innermost dim on the CPU, and only positives need the index
-        max_ov = overlaps.amax(dim=1).clamp(min=0)  # no gts: background
-        assigned = torch.where(valid & (max_ov < assigner.neg_iou_thr), 0, -1)
-        pos_img, pos_anchor = (valid & (max_ov >= assigner.pos_iou_thr)
-                               ).nonzero(as_tuple=True)
-        # argmax returns the first maximum, as MMDetection's max does
-        assigned[pos_img, pos_anchor] = overlaps[pos_img, :,
-                                                 pos_anchor].argmax(dim=1) + 1
+        # Only (gt, anchor) pairs at or above the lower threshold can make
+        # an anchor anything but background, and they are few: reduce over
+        # those instead of over a padded (B, G, A) IoU tensor.
+        neg_thr, pos_thr = assigner.neg_iou_thr, assigner.pos_iou_thr
+        gt_idx, anchor = (ious >= min(neg_thr, pos_thr)).nonzero(
+            as_tuple=True)
+        iou = ious[gt_idx, anchor]
+        key = img_of[gt_idx] * num_anchors + anchor  # (image, anchor)
+        max_ov = ious.new_full((num_imgs * num_anchors, ), -1)
+        max_ov.scatter_reduce_(0, key, iou, reduce='amax')
+        # the first gt with the best IoU, as MMDetection's argmax picks
+        best = (iou >= pos_thr) & (iou == max_ov[key])
+        first_gt = key.new_full((num_imgs * num_anchors, ), max_gts)
+        first_gt.scatter_reduce_(
+            0, key[best], local[gt_idx[best]], reduce='amin')
+        max_ov = max_ov.view(num_imgs, num_anchors)
+        assigned = torch.where(valid & (max_ov < neg_thr), 0, -1)
+        pos = valid & (max_ov >= pos_thr)
+        assigned[pos] = first_gt.view(num_imgs, num_anchors)[pos] + 1
+
         if assigner.match_low_quality:
-            # each real gt's best anchor (on the unpadded IoU); MMDetection
-            # loops over gts, so a later gt wins a shared anchor
+            # each gt's best anchor; MMDetection loops over gts, so a later
+            # gt wins a shared anchor
             gt_max, gt_argmax = ious.max(dim=1)
             low = gt_max >= assigner.min_pos_iou
             forced = torch.full_like(assigned, -1).view(-1).scatter_reduce(
-                0, img_of[low] * num_anchors + gt_argmax[low],
-                rows[low] - img_of[low] * max_gts, reduce='amax')
+                0, img_of[low] * num_anchors + gt_argmax[low], local[low],
+                reduce='amax')
             forced = forced.view(num_imgs, num_anchors)
             assigned = torch.where(forced >= 0, forced + 1, assigned)
         return assigned, gt_boxes, gt_labels

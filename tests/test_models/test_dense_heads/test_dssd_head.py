@@ -212,3 +212,43 @@ def test_general_cls_loss_path_agrees_with_the_fast_one():
     heavy.load_state_dict(fast.state_dict())
     c = heavy.loss_by_feat(cls, reg, gts, img_metas)['loss_cls']
     assert c > a * 1.5  # background (last class) weighted 3x
+
+
+@pytest.mark.parametrize('neg,pos,min_pos,low_quality', [
+    (0.5, 0.5, 0., True),
+    (0.4, 0.5, 0.3, True),
+    (0.5, 0.4, 0., False),
+])
+def test_batched_assignment_equals_max_iou_assigner(neg, pos, min_pos,
+                                                    low_quality):
+    """Per image, against MMDetection's MaxIoUAssigner on the valid boxes:
+    an ignore band, positives below the negative threshold, gts that tie
+    (a duplicated box), images without gts and invalid boxes."""
+    from mmdet.models.task_modules.assigners import MaxIoUAssigner
+    cfg = dict(TRAIN_CFG)
+    cfg['assigner'] = dict(
+        type='MaxIoUAssigner', pos_iou_thr=pos, neg_iou_thr=neg,
+        min_pos_iou=min_pos, match_low_quality=low_quality,
+        ignore_iof_thr=-1, gt_max_assign_all=False)
+    head = make_head(train_cfg=ConfigDict(cfg))
+    gts = random_gts([5, 0, 3], seed=3)
+    gts[0] = InstanceData(  # gt 1 repeats gt 0: ties go to gt 0
+        bboxes=torch.cat([gts[0].bboxes[:1], gts[0].bboxes]),
+        labels=torch.cat([gts[0].labels[:1], gts[0].labels]))
+    img_metas = metas(3, (72, SIZE))
+    anchors, valid = head._anchors_and_flags(
+        [(s, s) for s in FEATS], img_metas, 'cpu')
+    assert not valid.all()
+    assigned, _, _ = head._assign(anchors, valid, gts)
+    reference = MaxIoUAssigner(**{
+        k: v for k, v in cfg['assigner'].items() if k != 'type'})
+    for i, gt in enumerate(gts):
+        theirs = reference.assign(
+            InstanceData(priors=anchors[valid[i]]), gt).gt_inds
+        assert torch.equal(assigned[i][valid[i]], theirs), i
+        assert (assigned[i][~valid[i]] == -1).all()
+    # ...except the shared best box of low-quality matching: the later gt
+    assert (assigned[0] == 2).sum() == int(low_quality)
+    assert (assigned[0] == 1).sum() > 1
+    if neg < pos:
+        assert (assigned[0] == -1).any()  # the ignore band is used
