@@ -252,3 +252,19 @@ def test_batched_assignment_equals_max_iou_assigner(neg, pos, min_pos,
     assert (assigned[0] == 1).sum() > 1
     if neg < pos:
         assert (assigned[0] == -1).any()  # the ignore band is used
+
+
+@pytest.mark.parametrize('tile', [1 << 17, 7])
+def test_box_iou_is_mmdet_bbox_overlaps_bitwise(monkeypatch, tile):
+    from mmdet.structures.bbox import bbox_overlaps
+
+    from mmdssd.models.dense_heads import dssd_head
+    monkeypatch.setattr(dssd_head, 'IOU_TILE_NUMEL', tile)  # 7: many tiles
+    g = torch.Generator().manual_seed(0)
+    for n, m in [(5, 301), (0, 20), (3, 1)]:
+        xy = torch.rand(n + m, 2, generator=g) * 100
+        boxes = torch.cat([xy, xy + torch.rand(n + m, 2, generator=g) * 60],
+                          1)
+        boxes[n:n + 2, 2:] = boxes[n:n + 2, :2]  # zero-area boxes
+        ours = dssd_head.box_iou(boxes[:n], boxes[n:])
+        assert torch.equal(ours, bbox_overlaps(boxes[:n], boxes[n:]))
