@@ -1,4 +1,5 @@
 """Measure a detector config: size, FLOPs, latency, train step, memory."""
+import copy
 import resource
 import statistics
 import time
@@ -52,6 +53,37 @@ def _time(fn, warmup: int, repeat: int, sync) -> List[float]:
     return times
 
 
+def _time_pairs(fn_a, fn_b, warmup: int, repeat: int, sync):
+    """Times of two functions called alternately, so that load changes on a
+    shared machine hit both alike."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    times_a, times_b = [], []
+    for _ in range(repeat):
+        times_a += _time(fn_a, 0, 1, sync)
+        times_b += _time(fn_b, 0, 1, sync)
+    return times_a, times_b
+
+
+def batch_norm_share(fn, device: str) -> float:
+    """Share of operator time spent in BatchNorm during ``fn()`` (profiler:
+    self time of ``*batch_norm*`` ops over all ops; device time on CUDA).
+    Folding BN can save at most about this share."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    attr = 'self_cpu_time_total'
+    if device == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+        attr = 'self_device_time_total'
+    with profile(activities=activities) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(getattr(e, attr) for e in events)
+    bn = sum(getattr(e, attr) for e in events if 'batch_norm' in e.key)
+    return bn / total if total else 0.
+
+
 def _stats(times: Sequence[float]) -> Dict[str, float]:
     return dict(
         median=statistics.median(times), min=min(times), max=max(times))
@@ -79,7 +111,9 @@ def benchmark_config(name: str,
         train_steps (int): Timed training steps (forward, backward, SGD
             step); 0 skips training.
         fuse_conv_bn (bool): Also time inference with BN folded
-            (:func:`mmdssd.models.utils.fuse_bn`).
+            (:func:`mmdssd.models.utils.fuse_bn`), alternating calls of
+            the folded and unfolded models, and measure ``bn_share``
+            (:func:`batch_norm_share` of the unfolded forward).
         flops (bool): Count FLOPs with MMEngine's analysis.
 
     Returns:
@@ -154,18 +188,35 @@ def benchmark_config(name: str,
         with torch.no_grad():
             model(batch['inputs'], mode='tensor')
 
-    result['latency'] = _stats(_time(infer, warmup, repeat, sync))
-    result['forward'] = _stats(_time(forward, warmup, repeat, sync))
-    if fuse_conv_bn:
-        fuse_bn(model)
-        result['latency_fused'] = _stats(_time(infer, warmup, repeat, sync))
-        result['forward_fused'] = _stats(_time(forward, warmup, repeat,
-                                               sync))
+    infer()
+    forward()
+    # peak memory of the model as used, before a folded copy exists
     if device == 'cuda':
         result['peak_mem_mb'] = torch.cuda.max_memory_allocated() / 2**20
     else:
         result['peak_mem_mb'] = resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024
+    if fuse_conv_bn:
+        result['bn_share'] = batch_norm_share(forward, device)
+        folded = fuse_bn(copy.deepcopy(model))
+
+        def infer_folded():
+            with torch.no_grad():
+                folded.predict(batch['inputs'], batch['data_samples'])
+
+        def forward_folded():
+            with torch.no_grad():
+                folded(batch['inputs'], mode='tensor')
+
+        for key, fn, fn_folded in (('latency', infer, infer_folded),
+                                   ('forward', forward, forward_folded)):
+            times, times_folded = _time_pairs(fn, fn_folded, warmup, repeat,
+                                              sync)
+            result[key] = _stats(times)
+            result[key + '_fused'] = _stats(times_folded)
+    else:
+        result['latency'] = _stats(_time(infer, warmup, repeat, sync))
+        result['forward'] = _stats(_time(forward, warmup, repeat, sync))
     return result
 
 
@@ -189,18 +240,21 @@ def format_table(results: List[Dict]) -> str:
             return '-'
         return f"{r[key + '_fused']['median'] / r[key]['median']:.2f}x"
 
+    def share(r):
+        return f"{100 * r['bn_share']:.1f}%" if 'bn_share' in r else '-'
+
     head = ('| config | input | params (M) | GFLOPs | forward b1 s (min-max) '
-            '| ratio | folded/unfolded | predict b1 s (min-max) | ratio '
-            '| folded/unfolded | train step s (min-max) | ratio '
+            '| ratio | folded/unfolded | BN share | predict b1 s (min-max) '
+            '| ratio | folded/unfolded | train step s (min-max) | ratio '
             '| peak mem MB |')
-    lines = [head, '|' + '---|' * 13]
+    lines = [head, '|' + '---|' * 14]
     for r in results:
         flops = f"{r['flops'] / 1e9:.1f}" if 'flops' in r else '-'
         lines.append(
             f"| {r['config']} | {'x'.join(map(str, r['input_size']))} "
             f"| {r['params'] / 1e6:.1f} | {flops} | {secs(r, 'forward')} "
             f"| {ratio(r, 'forward')} | {folded(r, 'forward')} "
-            f"| {secs(r, 'latency')} | {ratio(r, 'latency')} "
+            f"| {share(r)} | {secs(r, 'latency')} | {ratio(r, 'latency')} "
             f"| {folded(r, 'latency')} | {secs(r, 'train_step')} "
             f"| {ratio(r, 'train_step')} | {r['peak_mem_mb']:.0f} |")
     return '\n'.join(lines)

@@ -4,6 +4,8 @@ import json
 import os.path as osp
 import re
 
+import pytest
+
 from ..conftest import CONFIGS, MIM, PYTHON, TOOLS, run
 
 SYN = osp.join(CONFIGS, 'synthetic')
@@ -30,8 +32,24 @@ def test_benchmark_table_and_json(tmp_path):
         assert r['params'] > 0 and r['flops'] > 0
         assert r['latency']['median'] > 0 and r['latency_fused']['median'] > 0
         assert r['train_step']['median'] > 0 and r['peak_mem_mb'] > 0
+        assert 0 < r['bn_share'] < 1  # both have BN in the backbone
+    assert re.search(r'\| [0-9.]+% \|', rows[1])
     # the DM and wider top levels cost parameters
     assert results[1]['params'] != results[0]['params']
+
+
+def test_batch_norm_share_measures_bn_and_folding_removes_it():
+    import torch
+
+    from mmdssd.benchmark.model_benchmark import batch_norm_share
+    from mmdssd.models.utils import fuse_bn
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU()).eval()
+    x = torch.rand(1, 3, 64, 64)
+    assert 0 < batch_norm_share(lambda: model(x), 'cpu') < 1
+    fuse_bn(model)
+    assert batch_norm_share(lambda: model(x), 'cpu') == 0
 
 
 def test_benchmark_reads_mmdet_configs_via_mim_run():
@@ -43,12 +61,14 @@ def test_benchmark_reads_mmdet_configs_via_mim_run():
     assert re.search(r'\| mmdet::ssd/ssdlite\S+ \| 320x320 \| [0-9.]+ ', out)
 
 
-def test_loss_benchmark_prints_both_and_agrees():
+@pytest.mark.parametrize('backward', [False, True])
+def test_loss_benchmark_prints_both_and_agrees(backward):
     out = run([
         PYTHON, osp.join(ANALYSIS, 'benchmark_loss.py'), '--batch', '4',
         '--repeat', '2'
-    ])
+    ] + ['--backward'] * backward)
     result = json.loads(out.strip().splitlines()[-1])
+    assert result['backward'] is backward
     assert result['boxes_per_image'] == 17080
     assert result['mmdet_ssdhead_s'] > 0 and result['dssdhead_batched_s'] > 0
     assert result['max_abs_loss_diff'] < 1e-4
