@@ -40,6 +40,20 @@ def _samples(num: int, size: tuple, num_classes: int, seed: int = 0):
     return out
 
 
+def _inference_fns(model, batch: dict):
+    """``predict`` (network + post-processing) and the network alone."""
+
+    def infer():
+        with torch.no_grad():
+            model.predict(batch['inputs'], batch['data_samples'])
+
+    def forward():
+        with torch.no_grad():
+            model(batch['inputs'], mode='tensor')
+
+    return infer, forward
+
+
 def _time(fn, warmup: int, repeat: int, sync) -> List[float]:
     for _ in range(warmup):
         fn()
@@ -180,14 +194,7 @@ def benchmark_config(name: str,
                 show_arch=False)
         result['flops'] = info['flops']
 
-    def infer():
-        with torch.no_grad():
-            model.predict(batch['inputs'], batch['data_samples'])
-
-    def forward():
-        with torch.no_grad():
-            model(batch['inputs'], mode='tensor')
-
+    infer, forward = _inference_fns(model, batch)
     infer()
     forward()
     # peak memory of the model as used, before a folded copy exists
@@ -198,16 +205,8 @@ def benchmark_config(name: str,
             resource.RUSAGE_SELF).ru_maxrss / 1024
     if fuse_conv_bn:
         result['bn_share'] = batch_norm_share(forward, device)
-        folded = fuse_bn(copy.deepcopy(model))
-
-        def infer_folded():
-            with torch.no_grad():
-                folded.predict(batch['inputs'], batch['data_samples'])
-
-        def forward_folded():
-            with torch.no_grad():
-                folded(batch['inputs'], mode='tensor')
-
+        infer_folded, forward_folded = _inference_fns(
+            fuse_bn(copy.deepcopy(model)), batch)
         for key, fn, fn_folded in (('latency', infer, infer_folded),
                                    ('forward', forward, forward_folded)):
             times, times_folded = _time_pairs(fn, fn_folded, warmup, repeat,
