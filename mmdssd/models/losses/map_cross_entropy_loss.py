@@ -66,7 +66,8 @@ def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
             MMDetection's box order (y, x, base box).
 
     Returns:
-        Tensor: The loss of every box, (B, H * W * n).
+        Tensor: The loss of every box, (B, H * W * n); float32 for half
+        precision scores (as ``F.cross_entropy`` under autocast).
     """
     num_imgs, height, width = score.shape[0], score.shape[2], score.shape[3]
     hw = height * width
@@ -75,6 +76,8 @@ def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
         raise ValueError(f'labels of shape {tuple(labels.shape)} do not '
                          f'match scores of shape {tuple(score.shape)}')
     num_base = labels.shape[1] // hw
+    if score.dtype in (torch.float16, torch.bfloat16):
+        score = score.float()  # AMP: the loss in float32
     grouped = score.reshape(num_imgs, num_base, -1, hw)
     label = labels.view(num_imgs, hw, num_base).transpose(1, 2)[:, :, None]
     loss = _GroupedSoftmaxCE.apply(grouped, label.contiguous())

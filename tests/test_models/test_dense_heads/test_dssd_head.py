@@ -268,3 +268,22 @@ def test_box_iou_is_mmdet_bbox_overlaps_bitwise(monkeypatch, tile):
         boxes[n:n + 2, 2:] = boxes[n:n + 2, :2]  # zero-area boxes
         ours = dssd_head.box_iou(boxes[:n], boxes[n:])
         assert torch.equal(ours, bbox_overlaps(boxes[:n], boxes[n:]))
+
+
+def test_loss_under_autocast_matches_float32():
+    """AMP path (CPU autocast with bfloat16 here; float16 on GPUs): the
+    loss is computed in float32 and stays close to the float32 loss."""
+    head = make_head()
+    x = feats(head, batch=2)
+    gts, img_metas = random_gts([3, 2]), metas(2)
+    full = head.loss_by_feat(*head(x), gts, img_metas)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        cls, reg = head(x)
+        assert cls[0].dtype == torch.bfloat16
+        half = head.loss_by_feat(cls, reg, gts, img_metas)
+    for key in ('loss_cls', 'loss_bbox'):
+        assert half[key].dtype == torch.float32
+        assert torch.allclose(half[key], full[key], rtol=0.05), key
+    sum(half.values()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in head.parameters())

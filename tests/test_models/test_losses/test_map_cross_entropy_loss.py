@@ -75,3 +75,15 @@ def test_chunks_of_images_give_the_whole_batch_result(monkeypatch):
     grad_chunked, = torch.autograd.grad(chunked.sum(), score)
     assert torch.equal(whole, chunked)
     assert torch.equal(grad_whole, grad_chunked)
+
+
+def test_half_precision_scores_give_a_float32_loss():
+    g = torch.Generator().manual_seed(3)
+    score = torch.randn(2, 2 * 5, 3, 3, generator=g).bfloat16()
+    score.requires_grad_()
+    labels = torch.randint(5, (2, 9 * 2), generator=g)
+    loss = map_cross_entropy(score, labels)
+    assert loss.dtype == torch.float32
+    assert torch.allclose(loss, flat_reference(score.float(), labels))
+    grad, = torch.autograd.grad(loss.sum(), score)
+    assert grad.dtype == torch.bfloat16 and torch.isfinite(grad).all()
