@@ -244,7 +244,6 @@ class DSSDHead(SSDHead):
                                         batch_gt_instances_ignore)
         featmap_sizes = [s.shape[-2:] for s in cls_scores]
         device = cls_scores[0].device
-        num_imgs = len(batch_img_metas)
         anchors, valid = self._anchors_and_flags(featmap_sizes,
                                                  batch_img_metas, device)
         assigned, gt_boxes, gt_labels = self._assign(anchors, valid,
@@ -343,10 +342,10 @@ class DSSDHead(SSDHead):
             end = start + height * width * num_base
             sel = ((box_idx >= start) & (box_idx < end)).nonzero()[:, 0]
             local = box_idx[sel] - start
-            out[sel] = level.view(num_imgs, num_base, channels,
-                                  height * width)[img_idx[sel],
-                                                  local % num_base, :,
-                                                  local // num_base]
+            out[sel] = level.reshape(num_imgs, num_base, channels,
+                                     height * width)[img_idx[sel],
+                                                     local % num_base, :,
+                                                     local // num_base]
             start = end
         return out
 

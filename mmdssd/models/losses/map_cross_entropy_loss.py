@@ -79,6 +79,6 @@ def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
     if score.dtype in (torch.float16, torch.bfloat16):
         score = score.float()  # AMP: the loss in float32
     grouped = score.reshape(num_imgs, num_base, -1, hw)
-    label = labels.view(num_imgs, hw, num_base).transpose(1, 2)[:, :, None]
+    label = labels.reshape(num_imgs, hw, num_base).transpose(1, 2)[:, :, None]
     loss = _GroupedSoftmaxCE.apply(grouped, label.contiguous())
     return loss[:, :, 0].transpose(1, 2).reshape(num_imgs, -1)

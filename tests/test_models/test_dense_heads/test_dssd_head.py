@@ -287,3 +287,19 @@ def test_loss_under_autocast_matches_float32():
     sum(half.values()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all()
                for p in head.parameters())
+
+
+def test_batched_loss_on_channels_last_maps():
+    """A channels-last model gives non-contiguous (B, C, H, W) maps."""
+    head = make_head(prediction_module='a')
+    cls, reg = head(feats(head, batch=3))
+    gts, img_metas = random_gts([2, 0, 4]), metas(3)
+    dense = head.loss_by_feat(cls, reg, gts, img_metas)
+    strided = head.loss_by_feat(
+        [c.contiguous(memory_format=torch.channels_last) for c in cls],
+        [r.contiguous(memory_format=torch.channels_last) for r in reg], gts,
+        img_metas)
+    assert not reg[0].contiguous(
+        memory_format=torch.channels_last).is_contiguous()
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.allclose(dense[key], strided[key], atol=1e-6), key
