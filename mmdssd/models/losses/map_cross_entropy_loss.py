@@ -4,26 +4,27 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
-# images per chunk keep each full-size temporary near 1 MB: cache-resident,
-# and small enough to be reused by the allocator instead of mapped afresh
-# (page faults made a whole-batch temporary 3x slower on the CPU)
-CHUNK_NUMEL = 1 << 18
+# Tiles of about this many scores keep each full-size temporary near 1 MB:
+# cache-resident, and small enough to be reused by the allocator instead of
+# mapped afresh (page faults made a whole-map temporary 3x slower on the
+# CPU). Tiles are contiguous runs of (image, base box) rows, so they cross
+# image boundaries freely.
+TILE_NUMEL = 1 << 18
 
 
-def _image_chunks(*tensors: Tensor):
-    """Split tensors of equal batch size into chunks of whole images."""
-    per_image = max(tensors[0][0].numel(), 1)
-    size = max(CHUNK_NUMEL // per_image, 1)
+def _row_tiles(*tensors: Tensor):
+    """Split (R, C or 1, HW) tensors into tiles of whole rows."""
+    per_row = max(tensors[0][0].numel(), 1)
+    size = max(TILE_NUMEL // per_row, 1)
     return zip(*(t.split(size) for t in tensors))
 
 
 class _GroupedSoftmaxCE(torch.autograd.Function):
-    """Cross-entropy over dim 2 of (B, n, C, HW) scores, labels (B, n, 1, HW).
+    """Cross-entropy over dim 1 of (R, C, HW) scores, labels (R, 1, HW).
 
     Forward: ``logsumexp - score[label]``. Backward: ``softmax - onehot``,
     recomputed from the scores, so nothing of full size is kept between
-    forward and backward. Both work through the batch a few images at a
-    time.
+    forward and backward. Both work through the rows tile by tile.
     """
 
     @staticmethod
@@ -31,23 +32,23 @@ class _GroupedSoftmaxCE(torch.autograd.Function):
         # logsumexp = shift + log_sum for any shift; the max keeps exp() in
         # range, and keeping the two apart keeps float32 accuracy as good
         # as log_softmax's for large logits
-        shift = score.amax(2, keepdim=True)
+        shift = score.amax(1, keepdim=True)
         log_sum = torch.empty_like(shift)
-        for s, m, out in _image_chunks(score, shift, log_sum):
-            torch.sum((s - m).exp_(), 2, keepdim=True, out=out)
+        for s, m, out in _row_tiles(score, shift, log_sum):
+            torch.sum((s - m).exp_(), 1, keepdim=True, out=out)
         log_sum.log_()
         ctx.save_for_backward(score, label, shift, log_sum)
-        return (shift - score.gather(2, label)).add_(log_sum)
+        return (shift - score.gather(1, label)).add_(log_sum)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
         score, label, shift, log_sum = ctx.saved_tensors
         grad_score = torch.empty_like(score)
-        for s, m, ls, g, out in _image_chunks(score, shift, log_sum, grad,
-                                              grad_score):
+        for s, m, ls, g, out in _row_tiles(score, shift, log_sum, grad,
+                                           grad_score):
             torch.sub(s, m, out=out).sub_(ls).exp_().mul_(g)
-        return grad_score.scatter_add_(2, label, -grad), None
+        return grad_score.scatter_add_(1, label, -grad), None
 
 
 def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
@@ -78,7 +79,10 @@ def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
     num_base = labels.shape[1] // hw
     if score.dtype in (torch.float16, torch.bfloat16):
         score = score.float()  # AMP: the loss in float32
-    grouped = score.reshape(num_imgs, num_base, -1, hw)
-    label = labels.reshape(num_imgs, hw, num_base).transpose(1, 2)[:, :, None]
-    loss = _GroupedSoftmaxCE.apply(grouped, label.contiguous())
-    return loss[:, :, 0].transpose(1, 2).reshape(num_imgs, -1)
+    # rows: (image, base box); then classes; then positions
+    rows = score.reshape(num_imgs * num_base, -1, hw)
+    label = labels.reshape(num_imgs, hw, num_base).transpose(1, 2)
+    loss = _GroupedSoftmaxCE.apply(
+        rows, label.reshape(num_imgs * num_base, 1, hw))
+    return loss.view(num_imgs, num_base, hw).transpose(1, 2).reshape(
+        num_imgs, -1)

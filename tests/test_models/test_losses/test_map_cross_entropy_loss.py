@@ -62,19 +62,22 @@ def test_mismatched_labels_are_refused():
         map_cross_entropy(torch.zeros(2, 6, 2, 2), torch.zeros(2, 7).long())
 
 
-def test_chunks_of_images_give_the_whole_batch_result(monkeypatch):
+def test_tiles_of_rows_give_the_whole_map_result(monkeypatch):
     from mmdssd.models.losses import map_cross_entropy_loss as module
     g = torch.Generator().manual_seed(2)
     score = torch.randn(5, 3 * 4, 3, 3, generator=g).requires_grad_()
     labels = torch.randint(4, (5, 9 * 3), generator=g)
     whole = map_cross_entropy(score, labels)
     grad_whole, = torch.autograd.grad(whole.sum(), score)
-    monkeypatch.setattr(module, 'CHUNK_NUMEL', 2 * score[0].numel())
-    assert len(list(module._image_chunks(score))) == 3  # 2 + 2 + 1 images
-    chunked = map_cross_entropy(score, labels)
-    grad_chunked, = torch.autograd.grad(chunked.sum(), score)
-    assert torch.equal(whole, chunked)
-    assert torch.equal(grad_whole, grad_chunked)
+    # 15 (image, base box) rows of 4 x 9 scores; tiles of 4 rows cross
+    # image boundaries (3 rows per image)
+    monkeypatch.setattr(module, 'TILE_NUMEL', 4 * 4 * 9)
+    tiles = list(module._row_tiles(score.reshape(15, 4, 9)))
+    assert [len(t[0]) for t in tiles] == [4, 4, 4, 3]
+    tiled = map_cross_entropy(score, labels)
+    grad_tiled, = torch.autograd.grad(tiled.sum(), score)
+    assert torch.equal(whole, tiled)
+    assert torch.equal(grad_whole, grad_tiled)
 
 
 def test_half_precision_scores_give_a_float32_loss():
