@@ -26,6 +26,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SYNTHETIC_CLASSES = ('circle', 'square', 'triangle', 'cross', 'ring')
+# Part of the SPEC.json stamp: a set written by an older generator is
+# regenerated. 2: rings have a hole (version 1 drew them as filled discs),
+# and the test split has its own random stream.
+GENERATOR_VERSION = 2
 
 
 @dataclass
@@ -42,7 +46,13 @@ class SyntheticSpec:
         empty_frac (float): Fraction of images with no object.
         crowded_frac (float): Fraction of crowded images (8-14 objects);
             the others hold 1-4.
+        clutter (int): Unlabelled distractor strokes (thin lines and
+            polylines in random colours, under the objects) per image.
+            Defaults to 0.
         seed (int): Random seed.
+
+    The default is the embedded set of the main job. :meth:`small_objects`
+    is the preset of the small-object comparison (issue 10).
     """
     num_trainval: int = 240
     num_test: int = 80
@@ -51,7 +61,23 @@ class SyntheticSpec:
     max_obj_frac: float = 0.5
     empty_frac: float = 0.05
     crowded_frac: float = 0.2
+    clutter: int = 0
     seed: int = 0
+
+    @classmethod
+    def small_objects(cls, **overrides) -> 'SyntheticSpec':
+        """Small objects in clutter: the regime where DSSD should help.
+
+        Objects from 8 px to 12% of the image side (at most ~38 px on a
+        320 px image, log-uniform, so about 89% are under 32 px: COCO's
+        "small"), half of the images crowded (8-14 objects), and 24
+        distractor strokes per image. Everything else as the default.
+        ``overrides`` replace any field (e.g. ``seed``).
+        """
+        fields = dict(min_obj=8, max_obj_frac=0.12, crowded_frac=0.5,
+                      clutter=24)
+        fields.update(overrides)
+        return cls(**fields)
 
     def validate(self) -> None:
         checks = {
@@ -62,6 +88,7 @@ class SyntheticSpec:
             'max_obj_frac': 0 < self.max_obj_frac <= 1,
             'empty_frac': 0 <= self.empty_frac < 1,
             'crowded_frac': 0 <= self.crowded_frac <= 1,
+            'clutter': self.clutter >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -91,6 +118,16 @@ def _contrasting_colour(rng: np.random.Generator,
     return tuple(int(c) for c in colour)
 
 
+def ring_width(w: int, h: int) -> int:
+    """Stroke of a ``w`` x ``h`` ring: a quarter of the shorter side.
+
+    The hole is then half the side in each direction (at least 4 px for
+    the 8 px objects the default spec allows), so a ring never fills up
+    into a disc.
+    """
+    return max(min(w, h) // 4, 1)
+
+
 def _draw(draw: ImageDraw.ImageDraw, label: str, box: Tuple[int, int, int,
                                                              int],
           colour: Tuple[int, int, int]) -> None:
@@ -104,16 +141,30 @@ def _draw(draw: ImageDraw.ImageDraw, label: str, box: Tuple[int, int, int,
         draw.polygon([(x1 + w / 2, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)],
                      fill=colour)
     elif label == 'cross':
-        tw, th = max(w // 3, 1), max(h // 3, 1)
+        tw, th = max(round(w / 3), 1), max(round(h / 3), 1)
         draw.rectangle([x1 + tw, y1, x2 - 1 - tw, y2 - 1], fill=colour)
         draw.rectangle([x1, y1 + th, x2 - 1, y2 - 1 - th], fill=colour)
     elif label == 'ring':
-        draw.ellipse([x1, y1, x2 - 1, y2 - 1], fill=colour)
-        iw, ih = max(w // 4, 1), max(h // 4, 1)
-        draw.ellipse([x1 + iw, y1 + ih, x2 - 1 - iw, y2 - 1 - ih],
-                     fill=None, outline=colour)
+        # an annulus: the hole (half the side) shows the background
+        draw.ellipse([x1, y1, x2 - 1, y2 - 1], outline=colour,
+                     width=ring_width(w, h))
     else:  # pragma: no cover - classes are fixed above
         raise ValueError(f'unknown shape {label!r}')
+
+
+def _draw_clutter(rng: np.random.Generator, draw: ImageDraw.ImageDraw,
+                  w: int, h: int, count: int) -> None:
+    """``count`` thin random strokes: edges and colours that are no
+    object. Draws nothing and draws no random numbers when ``count`` is 0,
+    so specs without clutter give the same images as before it existed."""
+    for _ in range(count):
+        num_points = int(rng.integers(2, 5))
+        start = rng.uniform((0, 0), (w, h))
+        steps = rng.normal(0, min(w, h) / 8, size=(num_points - 1, 2))
+        points = np.vstack([start, start + np.cumsum(steps, axis=0)])
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        draw.line([tuple(p) for p in points], fill=colour,
+                  width=int(rng.integers(1, 3)))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,6 +185,7 @@ def _make_image(rng: np.random.Generator,
     img = _background(rng, w, h)
     bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
     draw = ImageDraw.Draw(img)
+    _draw_clutter(rng, draw, w, h, spec.clutter)
 
     u = rng.random()
     if u < spec.empty_frac:
@@ -220,7 +272,8 @@ def generate_synthetic_dataset(out_dir: str,
                                'instances_trainval.json'),
         coco_test=osp.join(out_dir, 'annotations', 'instances_test.json'))
     stamp = osp.join(out_dir, 'SPEC.json')
-    spec_json = json.dumps(spec.__dict__, sort_keys=True)
+    spec_json = json.dumps(
+        dict(spec.__dict__, generator=GENERATOR_VERSION), sort_keys=True)
     if not overwrite and osp.isfile(stamp) and all(
             osp.isfile(p) for p in paths.values() if p.endswith('.json')):
         with open(stamp) as f:
@@ -230,7 +283,10 @@ def generate_synthetic_dataset(out_dir: str,
     for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
         os.makedirs(osp.join(voc, sub), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
+    # One random stream per split: the test images do not depend on how
+    # many training images are asked for (generator version 2).
+    streams = dict(trainval=np.random.default_rng(spec.seed),
+                   test=np.random.default_rng([spec.seed, 1]))
     categories = [
         dict(id=i + 1, name=name, supercategory='shape')
         for i, name in enumerate(SYNTHETIC_CLASSES)
@@ -238,6 +294,7 @@ def generate_synthetic_dataset(out_dir: str,
     splits = (('trainval', spec.num_trainval), ('test', spec.num_test))
     img_id, ann_id = 0, 0
     for split, count in splits:
+        rng = streams[split]
         coco = dict(images=[], annotations=[], categories=categories)
         names = []
         for _ in range(count):

@@ -79,3 +79,108 @@ def test_bad_spec_names_the_field(field, value, tmp_path):
     with pytest.raises(ValueError, match=f'SyntheticSpec.{field}='):
         generate_synthetic_dataset(str(tmp_path), spec)
     assert not (tmp_path / 'VOCdevkit').exists()  # nothing half-written
+
+
+def _render(label, w, h):
+    """Binary mask of one object of class ``label`` drawn in a w x h box."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from mmdssd.datasets.synthetic import _draw
+    img = Image.new('RGB', (w + 4, h + 4))
+    _draw(ImageDraw.Draw(img), label, (2, 2, 2 + w, 2 + h), (255, 255, 255))
+    return np.asarray(img)[..., 0] > 0
+
+
+def _allowed_boxes(spec):
+    """Every (w, h) the spec can draw: sides min_obj..the largest
+    max_side, at the extreme and the middle aspect ratios."""
+    import math
+    largest = int(round(spec.img_size * 1.1) * spec.max_obj_frac)
+    for side in range(spec.min_obj, largest + 1):
+        for aspect in (math.exp(-0.4), 1.0, math.exp(0.4)):
+            yield (int(min(max(side * aspect, spec.min_obj), largest)),
+                   int(min(max(side / aspect, spec.min_obj), largest)))
+
+
+@pytest.mark.parametrize('spec', [SyntheticSpec(),
+                                  SyntheticSpec.small_objects()],
+                         ids=['default', 'small_objects'])
+def test_no_two_classes_render_alike(spec):
+    """At every size the spec allows, each pair of classes differs in at
+    least 15% of the pixels the two shapes cover together (a ring is not a
+    disc, a cross is not a square), and every shape covers pixels."""
+    import itertools
+    worst = {}
+    for w, h in set(_allowed_boxes(spec)):
+        masks = {c: _render(c, w, h) for c in SYNTHETIC_CLASSES}
+        assert all(m.sum() > 0 for m in masks.values()), (w, h)
+        for a, b in itertools.combinations(SYNTHETIC_CLASSES, 2):
+            diff = (masks[a] ^ masks[b]).sum() / (masks[a] | masks[b]).sum()
+            if diff < worst.get((a, b), (1.0, None))[0]:
+                worst[(a, b)] = (diff, (w, h))
+    for pair, (diff, size) in worst.items():
+        assert diff >= 0.15, f'{pair} differ in only {diff:.1%} at {size}'
+
+
+def test_ring_has_a_hole():
+    """The centre of a ring is background; the centre of a circle is not."""
+    for side in (8, 20, 60, 160):
+        ring, circle = _render('ring', side, side), _render('circle', side,
+                                                             side)
+        c = side // 2 + 2
+        assert not ring[c - 1:c + 1, c - 1:c + 1].any(), side
+        assert circle[c - 1:c + 1, c - 1:c + 1].all(), side
+
+
+def test_small_objects_preset(tmp_path):
+    spec = SyntheticSpec.small_objects(num_trainval=30, num_test=2, seed=2)
+    generate_synthetic_dataset(str(tmp_path), spec)
+    with open(tmp_path / 'annotations/instances_trainval.json') as f:
+        anns = json.load(f)['annotations']
+    sides = [max(a['bbox'][2:]) for a in anns]
+    assert min(sides) >= spec.min_obj
+    assert sum(s < 32 for s in sides) / len(sides) >= 0.75
+    assert len(anns) / 30 >= 4  # crowded on average
+    # the strokes are drawn: the same spec without clutter differs
+    plain = tmp_path / 'plain'
+    generate_synthetic_dataset(
+        str(plain), SyntheticSpec.small_objects(num_trainval=30, num_test=2,
+                                                seed=2, clutter=0))
+    assert not filecmp.cmp(
+        tmp_path / 'VOCdevkit/VOC2007/JPEGImages/000001.jpg',
+        plain / 'VOCdevkit/VOC2007/JPEGImages/000001.jpg', shallow=False)
+
+
+def test_old_generator_stamp_regenerates(tmp_path):
+    """A set written by the generator with filled rings is redrawn."""
+    generate_synthetic_dataset(str(tmp_path), SPEC)
+    stamp = tmp_path / 'SPEC.json'
+    old = json.loads(stamp.read_text())
+    old.pop('generator')
+    stamp.write_text(json.dumps(old, sort_keys=True))
+    xml = tmp_path / 'VOCdevkit/VOC2007/Annotations/000001.xml'
+    xml.write_text('stale')
+    generate_synthetic_dataset(str(tmp_path), SPEC)
+    assert xml.read_text() != 'stale'
+    assert json.loads(stamp.read_text())['generator'] >= 2
+
+
+def test_test_split_does_not_depend_on_the_training_count(tmp_path):
+    """More training images (the main job's choice) leave the test split's
+    images and boxes as they are."""
+    small, large = tmp_path / 'small', tmp_path / 'large'
+    generate_synthetic_dataset(str(small), SyntheticSpec(
+        num_trainval=5, num_test=4, seed=7))
+    generate_synthetic_dataset(str(large), SyntheticSpec(
+        num_trainval=9, num_test=4, seed=7))
+
+    def test_split(root):
+        with open(root / 'annotations/instances_test.json') as f:
+            coco = json.load(f)
+        files = [(root / 'VOCdevkit/VOC2007/JPEGImages' /
+                  im['file_name']).read_bytes() for im in coco['images']]
+        boxes = [(a['bbox'], a['category_id']) for a in coco['annotations']]
+        return files, boxes
+
+    assert test_split(small) == test_split(large)

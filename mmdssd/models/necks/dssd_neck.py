@@ -43,6 +43,12 @@ class DSSDNeck(BaseModule):
         deconv_channels (int): Width of the deconvolution modules. Defaults
             to 512.
         fusion (str): ``'prod'`` or ``'sum'``. Defaults to ``'prod'``.
+        fusion_init (str): How each module's fusion starts: ``'neutral'``
+            (the top-down branch starts as a gate near 1 for the product,
+            an addend near 0 for the sum) or ``'bn'`` (plain BN init); see
+            :class:`DeconvolutionModule`. Defaults to ``'neutral'``.
+        top_scale (float): Initial gamma of the top-down branch's BN with
+            ``fusion_init='neutral'``. Defaults to 0.1.
         freeze_extra_layers (bool): Freeze the extra blocks (no gradient,
             BN in eval mode), for DSSD's stage-1 recipe. Defaults to False.
         deconv_kernel_strides (Sequence[tuple[int, int]], optional):
@@ -67,6 +73,8 @@ class DSSDNeck(BaseModule):
                  use_deconv: bool = True,
                  deconv_channels: int = 512,
                  fusion: str = 'prod',
+                 fusion_init: str = 'neutral',
+                 top_scale: float = 0.1,
                  freeze_extra_layers: bool = False,
                  deconv_kernel_strides: Optional[
                      Sequence[KernelStride]] = None,
@@ -121,6 +129,8 @@ class DSSDNeck(BaseModule):
                         kernel,
                         stride,
                         fusion=fusion,
+                        fusion_init=fusion_init,
+                        top_scale=top_scale,
                         **common))
             self.out_channels = tuple([deconv_channels] * (num_levels - 1) +
                                       [top])
@@ -129,6 +139,14 @@ class DSSDNeck(BaseModule):
 
         if freeze_extra_layers:
             self.extra_layers.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """``init_cfg``, then each deconvolution module's fusion start
+        (the modules sit in a plain ``ModuleList``, which MMEngine's
+        recursive ``init_weights`` does not enter)."""
+        super().init_weights()
+        for module in self.deconv_modules:
+            module.init_fusion()
 
     def train(self, mode: bool = True) -> 'DSSDNeck':
         """Keep frozen extra layers (and their BN statistics) in eval."""
