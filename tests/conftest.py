@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import sys
 
@@ -9,6 +10,11 @@ import mmdssd  # noqa: F401  (registers components)
 from mmdet.utils import register_all_modules
 
 register_all_modules(init_default_scope=True)
+
+# The suite checks that checkpoints load with torch's weights_only safety;
+# a user's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD would turn it off in the
+# subprocesses the tests start (in-process loads pass weights_only=True).
+os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
 
 # The first multi-threaded exp() of a process is sometimes off by ~1e-4
 # relative (seen with torch 2.13, 2 threads, AVX-512; never with 1 thread

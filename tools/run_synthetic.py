@@ -1,21 +1,27 @@
 """The main job: train the small DSSD on the embedded synthetic set.
 
-    python tools/run_synthetic.py [--config C] [--work-dir W] [--epochs N]
+    python tools/run_synthetic.py [--minutes 10] [--epochs N] [--seed 0]
 
-Generates the synthetic set (seeded, seconds), trains
-configs/synthetic/dssd_tiny_synthetic.py on the CPU, evaluates on the test
-split (VOC 11-point mAP@0.5 and COCO AP with small/medium/large), keeps the
-checkpoint, draws detections on a few test images with MMDetection's
-visualiser, plots the loss and mAP curves, and prints where it all went.
+Generates the synthetic set (seeded, seconds), fits the schedule to the
+time budget (``--minutes``: it times a few training iterations on this
+machine first; ``--epochs`` fixes the length instead), trains
+configs/synthetic/dssd_tiny_synthetic.py on the CPU with a progress line,
+evaluates on the test split (VOC 11-point mAP@0.5 and COCO AP with
+small/medium/large), keeps the checkpoint, draws detections on a few test
+images into one grid picture, plots the loss and mAP curves (against
+epochs and wall time), and prints the metrics and where it all went.
 """
 import argparse
 import glob
 import json
+import logging
 import os
 import os.path as osp
+import sys
 import time
 
 from mmengine.config import Config
+from mmengine.hooks import Hook
 
 import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
@@ -23,6 +29,10 @@ from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
 from mmdssd.utils.cli import set_max_epochs
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Training images generated for the job (the default SyntheticSpec has 240;
+# the test split is the same whatever this is). README "The main job" has
+# the measurements behind the choice.
+NUM_TRAINVAL = 2000
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,16 +43,52 @@ def parse_args() -> argparse.Namespace:
                          'dssd_tiny_synthetic.py'))
     parser.add_argument('--work-dir', default='work_dirs/synthetic_demo')
     parser.add_argument('--data-root', default='data/synthetic')
+    parser.add_argument(
+        '--minutes',
+        type=float,
+        default=10.0,
+        help='wall-time budget of the whole job; the number of epochs is '
+        'fitted to it on this machine (default: 10)')
     parser.add_argument('--epochs', type=int, default=None,
-                        help='override the config\'s max_epochs')
-    parser.add_argument('--val-interval', type=int, default=4)
-    parser.add_argument('--num-vis', type=int, default=4)
+                        help='train exactly this many epochs instead')
+    parser.add_argument('--num-trainval', type=int, default=NUM_TRAINVAL,
+                        help='synthetic training images to generate')
+    parser.add_argument('--val-interval', type=int, default=None,
+                        help='epochs between validations (default: about '
+                        '6 validations per run)')
+    parser.add_argument('--num-vis', type=int, default=6,
+                        help='test images drawn into the grid picture')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='score threshold of the drawn detections')
     parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.minutes <= 0:
+        parser.error(f'--minutes must be positive, got {args.minutes}')
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f'--epochs must be >= 1, got {args.epochs}')
+    return args
 
 
-def plot_curves(work_dir: str, out_file: str) -> str:
-    """Loss per iteration and mAP per validation, from MMEngine's logs."""
+class Timeline(Hook):
+    """Records (seconds since the job started, epoch, metrics) after
+    every validation: the mAP-vs-wall-time record of the job."""
+
+    priority = 'LOW'
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.points = []
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.points.append(
+            dict(seconds=round(time.time() - self.start, 1),
+                 epoch=runner.epoch,
+                 **{k: float(v) for k, v in (metrics or {}).items()}))
+
+
+def plot_curves(work_dir: str, timeline, out_file: str) -> str:
+    """Training loss per iteration; test mAP per validation over wall
+    time, from MMEngine's scalars and the job's timeline."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -50,25 +96,25 @@ def plot_curves(work_dir: str, out_file: str) -> str:
                                      'scalars.json')))
     if not runs:
         raise FileNotFoundError(f'no scalars.json under {work_dir}')
-    train, val = [], []
+    train = []
     with open(runs[-1]) as f:
         for line in f:
             rec = json.loads(line)
             if 'loss' in rec:
                 train.append((rec['iter'], rec['loss']))
-            if 'pascal_voc/mAP' in rec:
-                val.append((rec['step'], rec['pascal_voc/mAP'],
-                            rec.get('coco/bbox_mAP', float('nan'))))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(*zip(*train))
     ax1.set_xlabel('iteration')
     ax1.set_ylabel('training loss')
-    if val:
-        epochs, voc, coco = zip(*val)
-        ax2.plot(epochs, voc, 'o-', label='VOC mAP@0.5 (11-point)')
-        ax2.plot(epochs, coco, 's-', label='COCO AP@[.5:.95]')
+    ax1.set_yscale('log')
+    if timeline:
+        secs = [p['seconds'] for p in timeline]
+        ax2.plot(secs, [p['pascal_voc/mAP'] for p in timeline], 'o-',
+                 label='VOC mAP@0.5 (11-point)')
+        ax2.plot(secs, [p['coco/bbox_mAP'] for p in timeline], 's-',
+                 label='COCO AP@[.5:.95]')
         ax2.legend()
-    ax2.set_xlabel('epoch')
+    ax2.set_xlabel('seconds since the job started')
     ax2.set_ylabel('test metric')
     fig.suptitle(osp.basename(work_dir))
     fig.tight_layout()
@@ -77,53 +123,108 @@ def plot_curves(work_dir: str, out_file: str) -> str:
     return out_file
 
 
-def draw_detections(cfg: Config, checkpoint: str, images, out_dir: str):
-    """MMDetection's init_detector/inference_detector + DetLocalVisualizer."""
+def draw_detections(cfg: Config, checkpoint: str, images, out_file: str,
+                    score_thr: float, columns: int = 3) -> str:
+    """MMDetection's init_detector/inference_detector and
+    DetLocalVisualizer (class names, scores), tiled into one picture."""
     import mmcv
+    import numpy as np
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
     model = init_detector(cfg, checkpoint, device='cpu')
     visualizer = VISUALIZERS.build(
         dict(type='DetLocalVisualizer', name='synthetic_demo_vis'))
     visualizer.dataset_meta = model.dataset_meta
-    os.makedirs(out_dir, exist_ok=True)
-    outs = []
+    tiles = []
     for path in images:
-        result = inference_detector(model, path)
-        out_file = osp.join(out_dir, osp.basename(path))
         visualizer.add_datasample(
             osp.basename(path),
             mmcv.imread(path, channel_order='rgb'),
-            result,
+            inference_detector(model, path),
             draw_gt=False,
-            pred_score_thr=0.3,
-            out_file=out_file)
-        outs.append(out_file)
-    return outs
+            pred_score_thr=score_thr)
+        tiles.append(visualizer.get_image())
+    side = max(max(t.shape[:2]) for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = np.full((rows * side, columns * side, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        grid[r * side:r * side + tile.shape[0],
+             c * side:c * side + tile.shape[1]] = tile
+    mmcv.imwrite(grid[..., ::-1], out_file)
+    return out_file
+
+
+def metrics_table(metrics: dict) -> str:
+    """The final metrics as one small table."""
+    rows = [('VOC mAP@0.5 (11-point)', 'pascal_voc/mAP'),
+            ('COCO AP@[.5:.95]', 'coco/bbox_mAP'),
+            ('COCO AP50', 'coco/bbox_mAP_50'),
+            ('COCO AP75', 'coco/bbox_mAP_75'),
+            ('COCO AP small', 'coco/bbox_mAP_s'),
+            ('COCO AP medium', 'coco/bbox_mAP_m'),
+            ('COCO AP large', 'coco/bbox_mAP_l')]
+    width = max(len(r[0]) for r in rows)
+    lines = [f'{"metric":<{width}}  value', f'{"-" * width}  ------']
+    lines += [f'{name:<{width}}  {metrics[key]:.4f}' for name, key in rows]
+    return '\n'.join(lines)
 
 
 def main() -> None:
+    from mmengine.logging import MMLogger
     from mmengine.runner import Runner
+
+    from mmdssd.engine import ProgressHook
+    from mmdssd.utils.time_budget import fit_epochs, measure_step_times
     args = parse_args()
     start = time.time()
-    paths = generate_synthetic_dataset(args.data_root, SyntheticSpec())
+    spec = SyntheticSpec(num_trainval=args.num_trainval)
+    paths = generate_synthetic_dataset(args.data_root, spec)
     cfg = Config.fromfile(args.config)
     point_cfg_at_synthetic(cfg, args.data_root)
     cfg.work_dir = osp.abspath(args.work_dir)
-    if args.epochs is not None:
-        set_max_epochs(cfg, args.epochs)
-    cfg.train_cfg.val_interval = args.val_interval
-    cfg.default_hooks.checkpoint.interval = cfg.train_cfg.max_epochs
     cfg.randomness = dict(seed=args.seed)
 
+    if args.epochs is None:
+        print(f'[main job] timing a few training iterations to fit '
+              f'{args.minutes:g} minutes ...', flush=True)
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # init_weights is chatty
+        times = measure_step_times(cfg)
+        logger.setLevel(level)
+        num_val = 6 + 1  # validations + the final test
+        fixed = (time.time() - start + 25 +  # start-up, drawing, plots
+                 num_val * times['test_batch'] * times['test_batches'])
+        try:
+            epochs = fit_epochs(args.minutes * 60, times['train_iter'],
+                                times['iters_per_epoch'], fixed_s=fixed)
+        except ValueError as err:
+            sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
+        print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
+              f'-> {epochs} epochs of {times["iters_per_epoch"]} '
+              f'iterations', flush=True)
+    else:
+        epochs = args.epochs
+    set_max_epochs(cfg, epochs)
+    cfg.train_cfg.val_interval = args.val_interval or max(1, epochs // 6)
+    cfg.default_hooks.checkpoint.interval = epochs
+    cfg.default_hooks.logger.interval = 50
+
     runner = Runner.from_cfg(cfg)
+    timeline = Timeline(start)
+    runner.register_hook(timeline)
+    runner.register_hook(ProgressHook(interval=10))
     runner.train()
     train_s = time.time() - start
     metrics = runner.test()
-    checkpoint = osp.join(cfg.work_dir,
-                          f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    timeline.points.append(
+        dict(seconds=round(time.time() - start, 1), epoch=epochs,
+             final=True, **{k: float(v) for k, v in metrics.items()}))
+    checkpoint = osp.join(cfg.work_dir, f'epoch_{epochs}.pth')
 
-    curve = plot_curves(cfg.work_dir, osp.join(cfg.work_dir, 'curves.png'))
+    curve = plot_curves(cfg.work_dir, timeline.points,
+                        osp.join(cfg.work_dir, 'curves.png'))
     with open(osp.join(paths['voc_root'], 'VOC2007', 'ImageSets', 'Main',
                        'test.txt')) as f:
         names = f.read().split()[:args.num_vis]
@@ -131,29 +232,34 @@ def main() -> None:
         osp.join(paths['voc_root'], 'VOC2007', 'JPEGImages', n + '.jpg')
         for n in names
     ]
-    vis = draw_detections(cfg, checkpoint, images,
-                          osp.join(cfg.work_dir, 'vis'))
+    grid = draw_detections(cfg, checkpoint, images,
+                           osp.join(cfg.work_dir, 'detections.jpg'),
+                           args.score_thr)
     summary = dict(
         config=args.config,
+        epochs=epochs,
+        iterations=runner.iter,
+        num_trainval=args.num_trainval,
+        seed=args.seed,
         train_with_val_seconds=round(train_s, 1),
         total_seconds=round(time.time() - start, 1),
-        metrics={k: round(float(v), 4) for k, v in metrics.items()})
+        metrics={k: round(float(v), 4) for k, v in metrics.items()},
+        timeline=timeline.points)
     with open(osp.join(cfg.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
 
     print('\n==== mmdssd synthetic main job ====')
-    print(f'data           : {osp.abspath(args.data_root)} (VOC + COCO)')
-    print(f'checkpoint     : {checkpoint}')
-    print(f'curves (PNG)   : {curve}')
-    print(f'detections     : {osp.dirname(vis[0])} ({len(vis)} images)')
-    print(f'summary        : {osp.join(cfg.work_dir, "summary.json")}')
-    print(f'time           : {summary["total_seconds"]} s')
-    print(f'VOC mAP@0.5    : {metrics["pascal_voc/mAP"]:.4f}')
-    print(f'COCO AP        : {metrics["coco/bbox_mAP"]:.4f} '
-          f'(AP50 {metrics["coco/bbox_mAP_50"]:.4f}, '
-          f'S {metrics["coco/bbox_mAP_s"]:.4f}, '
-          f'M {metrics["coco/bbox_mAP_m"]:.4f}, '
-          f'L {metrics["coco/bbox_mAP_l"]:.4f})')
+    print(metrics_table(metrics))
+    print()
+    print(f'data        : {osp.abspath(args.data_root)} (VOC + COCO '
+          f'layouts, {args.num_trainval} trainval / {spec.num_test} test)')
+    print(f'checkpoint  : {checkpoint}')
+    print(f'curves      : {curve}')
+    print(f'detections  : {grid} ({len(images)} test images, score >= '
+          f'{args.score_thr})')
+    print(f'summary     : {osp.join(cfg.work_dir, "summary.json")}')
+    print(f'time        : {summary["total_seconds"]} s ({epochs} epochs, '
+          f'{runner.iter} iterations)')
 
 
 if __name__ == '__main__':

@@ -1,3 +1,3 @@
-from .hooks import FuseConvBNHook
+from .hooks import FreezeNormHook, FuseConvBNHook, ProgressHook
 
-__all__ = ['FuseConvBNHook']
+__all__ = ['FreezeNormHook', 'FuseConvBNHook', 'ProgressHook']

@@ -23,7 +23,8 @@ def test_real_dssd321_config_through_mim(data_cwd, tmp_path):
     assert 'Training finished successfully' in out
     log = next(work_dir.glob('*/*.log')).read_text()
     assert re.search(r'pascal_voc/mAP: [0-9.]+', log)
-    ckpt = torch.load(work_dir / 'epoch_1.pth', map_location='cpu')
+    ckpt = torch.load(work_dir / 'epoch_1.pth', map_location='cpu',
+                      weights_only=True)
     assert ckpt['state_dict']['bbox_head.cls_convs.0.weight'].shape[:2] == (
         8 * 6, 1024)
 
@@ -99,7 +100,8 @@ def test_stage1_loads_ssd_and_freezes_backbone_and_extras(data_cwd, tmp_path):
         ssd_dir, '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=10'
     ], cwd=data_cwd)
-    ssd = torch.load(ssd_dir / 'epoch_1.pth', map_location='cpu')['state_dict']
+    ssd = torch.load(ssd_dir / 'epoch_1.pth', map_location='cpu',
+                      weights_only=True)['state_dict']
     stage1 = tmp_path / 'stage1'
     run([
         PYTHON, osp.join(TOOLS, 'train.py'),
@@ -109,7 +111,8 @@ def test_stage1_loads_ssd_and_freezes_backbone_and_extras(data_cwd, tmp_path):
         'train_cfg.val_interval=10'
     ], cwd=data_cwd)
     dssd = torch.load(stage1 / 'epoch_1.pth',
-                      map_location='cpu')['state_dict']
+                      map_location='cpu',
+                      weights_only=True)['state_dict']
     trunk = [k for k in ssd if k.startswith(('backbone.', 'neck.extra'))]
     assert len(trunk) > 50
     for key in trunk:  # loaded from SSD and unchanged by the step

@@ -10,14 +10,16 @@ from ..conftest import PYTHON, TINY, TOOLS, run
 def test_train_writes_checkpoints_and_evaluates(trained_tiny):
     assert osp.isfile(trained_tiny / 'epoch_1.pth')
     assert osp.isfile(trained_tiny / 'epoch_2.pth')
-    # weights_only=True is torch's default here: loads with mmdssd's globals
-    ckpt = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu')
+    # weights_only=True: loads only with the globals mmdssd allows
+    ckpt = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu',
+                      weights_only=True)
     assert ckpt['meta']['epoch'] == 2
     assert any(k.startswith('neck.deconv_modules') for k in ckpt['state_dict'])
 
 
 def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
-    before = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu')
+    before = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu',
+                      weights_only=True)
     out = run([
         PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', trained_tiny,
         '--resume', trained_tiny / 'epoch_2.pth', '--cfg-options',
@@ -26,7 +28,8 @@ def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
         'default_hooks.checkpoint.max_keep_ckpts=5'
     ], cwd=data_cwd)
     assert 'resumed epoch: 2' in out
-    after = torch.load(trained_tiny / 'epoch_3.pth', map_location='cpu')
+    after = torch.load(trained_tiny / 'epoch_3.pth', map_location='cpu',
+                      weights_only=True)
     assert after['meta']['iter'] > before['meta']['iter']
     assert after['meta']['epoch'] == 3
 

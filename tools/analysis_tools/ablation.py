@@ -1,14 +1,20 @@
-"""Train and evaluate a set of configs with the same budget and seed.
+"""Train and evaluate a set of configs with the same budget and seeds.
 
-    python tools/analysis_tools/ablation.py [CONFIGS...] --epochs 12 \
-        --work-dir work_dirs/ablation
+    # the paper's ablation rows at small scale, one-stage from random init
+    python tools/analysis_tools/ablation.py --epochs 8 --seeds 0 1
+    # selected rows, on the small-object preset of the synthetic set
+    python tools/analysis_tools/ablation.py CONFIGS... --spec small_objects
+    # the paper's two-stage protocol: SSD + PM(c) for E epochs, then either
+    # SSD for F more epochs or DSSD stage 1 (trunk frozen) for F epochs
+    python tools/analysis_tools/ablation.py --two-stage E F --seeds 0 1
 
 Defaults to the small synthetic ablation (configs/ablation/synthetic). Each
-config is trained with tools/train.py on the synthetic set, evaluated with
-tools/test.py (VOC mAP + COCO AP by size) and measured (params, FLOPs,
-batch-1 latency). Writes results.md, results.csv and results.png to the work
-dir. A config whose result exists is skipped; one interrupted mid-training
-resumes from its last checkpoint.
+(config, seed) is trained with tools/train.py on the synthetic set,
+evaluated with tools/test.py (VOC mAP + COCO AP by size) and measured
+(params, FLOPs, batch-1 latency). Writes results.md, results.csv (one row
+per config and seed) and results.png (mean and per-seed values) to the
+work dir. A run whose result exists is skipped; one interrupted
+mid-training resumes from its last checkpoint.
 """
 import argparse
 import csv
@@ -16,33 +22,64 @@ import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
+import time
+from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
-COLUMNS = ('config', 'voc_mAP', 'coco_AP', 'AP_small', 'AP_medium',
-           'AP_large', 'params_M', 'GFLOPs', 'latency_s')
+ABLATION = osp.join(ROOT, 'configs', 'ablation', 'synthetic')
+SSD_PM_C = osp.join(ABLATION, 'ssd_tiny_pm_c_synthetic.py')
+DSSD_STAGE1 = osp.join(ROOT, 'configs', 'synthetic',
+                       'dssd_tiny_stage1_synthetic.py')
+METRICS = ('voc_mAP', 'coco_AP', 'AP_small', 'AP_medium', 'AP_large')
+COLUMNS = ('config', 'seed') + METRICS + ('params_M', 'GFLOPs',
+                                          'latency_s')
+SPECS = ('default', 'small_objects')
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         'configs',
         nargs='*',
-        default=sorted(
-            glob.glob(osp.join(ROOT, 'configs', 'ablation', 'synthetic',
-                               '*.py'))))
-    parser.add_argument('--epochs', type=int, default=12)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--data-root', default='data/synthetic')
+        help='configs to compare (default: configs/ablation/synthetic/*; '
+        'ignored with --two-stage)')
+    parser.add_argument('--epochs', type=int, default=12,
+                        help='epochs per config (one-stage)')
+    parser.add_argument(
+        '--two-stage',
+        nargs=2,
+        type=int,
+        metavar=('E', 'F'),
+        help='the paper\'s two-stage protocol: SSD + PM(c) for E epochs, '
+        'then SSD or DSSD stage 1 for F epochs from that checkpoint')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--spec', choices=SPECS, default='default',
+                        help='synthetic set: the default or the '
+                        'small-objects preset (SyntheticSpec.small_objects)')
+    parser.add_argument('--data-root', default=None,
+                        help='default: data/synthetic[_small_objects]')
     parser.add_argument('--num-trainval', type=int, default=None,
-                        help='synthetic set size (default: its spec)')
+                        help='synthetic training images (default: spec)')
     parser.add_argument('--num-test', type=int, default=None)
     parser.add_argument('--work-dir', default='work_dirs/ablation')
-    return parser.parse_args()
+    parser.add_argument('--no-benchmark', action='store_true',
+                        help='skip params/FLOPs/latency')
+    args = parser.parse_args(argv)
+    if not args.configs:
+        args.configs = sorted(glob.glob(osp.join(ABLATION, '*.py')))
+    if args.data_root is None:
+        args.data_root = 'data/synthetic' + (
+            '' if args.spec == 'default' else '_' + args.spec)
+    for path in args.configs:
+        if not osp.isfile(path):
+            parser.error(f'config not found: {path}')
+    return args
 
 
 def _run(cmd) -> str:
@@ -55,68 +92,171 @@ def _run(cmd) -> str:
     return proc.stdout
 
 
-def prepare_config(path: str, args, work_dir: str) -> str:
-    """The config with data, budget and seed applied, dumped to work_dir."""
+def prepare_config(path: str, data_root: str, epochs: int, seed: int,
+                   work_dir: str, load_from: Optional[str] = None) -> str:
+    """The config with data, budget, seed (and start) applied, dumped to
+    ``work_dir/config.py``."""
     from mmdssd.datasets import point_cfg_at_synthetic
     from mmdssd.utils.cli import set_max_epochs
     cfg = Config.fromfile(path)
-    point_cfg_at_synthetic(cfg, args.data_root)
-    set_max_epochs(cfg, args.epochs)
-    cfg.train_cfg.val_interval = args.epochs
+    point_cfg_at_synthetic(cfg, data_root)
+    set_max_epochs(cfg, epochs)
+    cfg.train_cfg.val_interval = epochs
     cfg.default_hooks.checkpoint.interval = 1  # resume granularity
     cfg.default_hooks.checkpoint.max_keep_ckpts = 1
-    cfg.randomness = dict(seed=args.seed, deterministic=False)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    if load_from is not None:
+        cfg.load_from = load_from
     out = osp.join(work_dir, 'config.py')
     cfg.dump(out)
     return out
 
 
-def run_one(path: str, args) -> dict:
-    from mmdssd.benchmark import benchmark_config
-    name = osp.splitext(osp.basename(path))[0]
-    work_dir = osp.abspath(osp.join(args.work_dir, name))
-    result_file = osp.join(work_dir, 'result.json')
-    if osp.isfile(result_file):
-        print(f'[ablation] {name}: done before, skipping')
-        with open(result_file) as f:
-            return json.load(f)
+def train(path: str, args, epochs: int, seed: int, work_dir: str,
+          load_from: Optional[str] = None) -> str:
+    """Train ``path`` for ``epochs`` into ``work_dir`` (resuming an
+    interrupted run); returns the config file and final checkpoint."""
     os.makedirs(work_dir, exist_ok=True)
-    cfg_file = prepare_config(path, args, work_dir)
-    final = osp.join(work_dir, f'epoch_{args.epochs}.pth')
+    cfg_file = prepare_config(path, args.data_root, epochs, seed, work_dir,
+                              load_from)
+    final = osp.join(work_dir, f'epoch_{epochs}.pth')
     if not osp.isfile(final):
         resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
-        print(f'[ablation] {name}: training'
-              f'{" (resuming)" if resume else ""}')
         _run([
             sys.executable,
             osp.join(TOOLS, 'train.py'), cfg_file, '--work-dir', work_dir
         ] + (['--resume'] if resume else []))
-    print(f'[ablation] {name}: evaluating')
+    return cfg_file, final
+
+
+def evaluate(name: str, seed: int, cfg_file: str, checkpoint: str,
+             work_dir: str, benchmark: bool) -> Dict:
+    """tools/test.py on the test split, and the model's size and speed."""
     test_dir = osp.join(work_dir, 'test')
     _run([
         sys.executable,
-        osp.join(TOOLS, 'test.py'), cfg_file, final, '--work-dir', test_dir
+        osp.join(TOOLS, 'test.py'), cfg_file, checkpoint, '--work-dir',
+        test_dir
     ])
     runs = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
     with open(runs[-1]) as f:
         metrics = json.load(f)
-    bench = benchmark_config(cfg_file, train_steps=0, repeat=5)
     result = dict(
         config=name,
+        seed=seed,
         voc_mAP=metrics['pascal_voc/mAP'],
         coco_AP=metrics['coco/bbox_mAP'],
         AP_small=metrics['coco/bbox_mAP_s'],
         AP_medium=metrics['coco/bbox_mAP_m'],
         AP_large=metrics['coco/bbox_mAP_l'],
-        params_M=bench['params'] / 1e6,
-        GFLOPs=bench['flops'] / 1e9,
-        latency_s=bench['latency']['median'])
-    with open(result_file, 'w') as f:
+        params_M=float('nan'),
+        GFLOPs=float('nan'),
+        latency_s=float('nan'))
+    if benchmark:
+        from mmdssd.benchmark import benchmark_config
+        bench = benchmark_config(cfg_file, train_steps=0, repeat=5)
+        result.update(
+            params_M=bench['params'] / 1e6,
+            GFLOPs=bench['flops'] / 1e9,
+            latency_s=bench['latency']['median'])
+    with open(osp.join(work_dir, 'result.json'), 'w') as f:
         json.dump(result, f, indent=2)
     return result
 
 
-def write_outputs(results, args) -> None:
+def _done(work_dir: str) -> Optional[Dict]:
+    result_file = osp.join(work_dir, 'result.json')
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            return json.load(f)
+    return None
+
+
+def one_stage_runs(args) -> List[Dict]:
+    """Each config from random init for ``--epochs``, for every seed."""
+    runs = []
+    for seed in args.seeds:
+        for path in args.configs:
+            name = osp.splitext(osp.basename(path))[0]
+            work_dir = osp.abspath(
+                osp.join(args.work_dir, f'seed{seed}', name))
+            runs.append(dict(name=name, seed=seed, work_dir=work_dir,
+                             steps=[(path, args.epochs, None)]))
+    return runs
+
+
+def two_stage_runs(args) -> List[Dict]:
+    """The paper's protocol, for every seed: SSD + PM(c) for E epochs
+    (shared), then SSD for F more epochs or DSSD stage 1 for F epochs."""
+    first, second = args.two_stage
+    runs = []
+    for seed in args.seeds:
+        base = osp.abspath(osp.join(args.work_dir, f'seed{seed}',
+                                    f'ssd_pm_c_{first}e'))
+        start = osp.join(base, f'epoch_{first}.pth')
+        for label, path in (('ssd_pm_c', SSD_PM_C),
+                            ('dssd_stage1', DSSD_STAGE1)):
+            name = f'{label}_{first}e+{second}e'
+            work_dir = osp.abspath(
+                osp.join(args.work_dir, f'seed{seed}', name))
+            runs.append(dict(name=name, seed=seed, work_dir=work_dir,
+                             steps=[(SSD_PM_C, first, None, base),
+                                    (path, second, start)]))
+    return runs
+
+
+def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
+    """Train a run's steps (skipping finished ones), then evaluate."""
+    done = _done(run['work_dir'])
+    tag = f'[ablation {index}/{total}] {run["name"]} seed {run["seed"]}'
+    if done is not None:
+        print(f'{tag}: done before, skipping', flush=True)
+        return done
+    cfg_file = final = None
+    for step in run['steps']:
+        path, epochs, load_from = step[:3]
+        work_dir = step[3] if len(step) > 3 else run['work_dir']
+        print(f'{tag}: training {osp.basename(path)} for {epochs} epochs'
+              f'{" from " + osp.basename(load_from) if load_from else ""}',
+              flush=True)
+        cfg_file, final = train(path, args, epochs, run['seed'], work_dir,
+                                load_from)
+    print(f'{tag}: evaluating', flush=True)
+    result = evaluate(run['name'], run['seed'], cfg_file, final,
+                      run['work_dir'], not args.no_benchmark)
+    elapsed = time.time() - started
+    print(f'{tag}: VOC mAP {result["voc_mAP"]:.4f}, COCO AP '
+          f'{result["coco_AP"]:.4f}, AP_small {result["AP_small"]:.4f} '
+          f'({elapsed / 60:.1f} min so far)', flush=True)
+    return result
+
+
+def summarise(results: List[Dict]) -> List[Dict]:
+    """Mean, sample standard deviation and per-seed values per config."""
+    rows = []
+    for name in dict.fromkeys(r['config'] for r in results):
+        group = [r for r in results if r['config'] == name]
+        row = dict(config=name, seeds=[r['seed'] for r in group])
+        for key in METRICS:
+            values = [r[key] for r in group]
+            row[key] = dict(
+                mean=statistics.fmean(values),
+                sd=statistics.stdev(values) if len(values) > 1 else 0.0,
+                values=values)
+        rows.append(row)
+    return rows
+
+
+def describe(args) -> str:
+    what = (f'two-stage: SSD + PM(c) {args.two_stage[0]} epochs, then '
+            f'{args.two_stage[1]} epochs of SSD or of DSSD stage 1'
+            if args.two_stage else f'one-stage: {args.epochs} epochs each '
+            'from random init')
+    return (f'{what}; seeds {", ".join(map(str, args.seeds))}; synthetic '
+            f'set "{args.spec}" ({args.data_root})')
+
+
+def write_outputs(results: List[Dict], args) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -125,47 +265,64 @@ def write_outputs(results, args) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(results)
+    rows = summarise(results)
     lines = [
-        f'Budget: {args.epochs} epochs per config, seed {args.seed}, '
-        'synthetic set (tools/misc/gen_synthetic_data.py defaults).', '',
-        '| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)
+        f'{describe(args)}. Mean +- sample sd over seeds (per-seed values '
+        'in results.csv).', '',
+        '| config | ' + ' | '.join(METRICS) + ' |',
+        '|' + '---|' * (len(METRICS) + 1)
     ]
-    for r in results:
-        cells = [r['config']] + [
-            f'{r[c]:.4f}' if c.endswith(('mAP', 'AP')) or c.startswith('AP')
-            else f'{r[c]:.3f}' for c in COLUMNS[1:]
-        ]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+    for row in rows:
+        cells = [f'{row[k]["mean"]:.3f} +- {row[k]["sd"]:.3f}'
+                 for k in METRICS]
+        lines.append(f'| {row["config"]} | ' + ' | '.join(cells) + ' |')
     table = '\n'.join(lines)
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write(table + '\n')
-    fig, ax = plt.subplots(figsize=(max(6, len(results) * 1.3), 4))
-    names = [r['config'].replace('_synthetic', '') for r in results]
-    ax.bar(names, [r['voc_mAP'] for r in results], label='VOC mAP@0.5')
-    ax.bar(names, [r['coco_AP'] for r in results], width=0.4,
-           label='COCO AP')
-    ax.set_ylabel('test metric')
-    ax.set_title(f'ablation: {args.epochs} epochs, seed {args.seed}')
+    with open(osp.join(out, 'summary.json'), 'w') as f:
+        json.dump(dict(protocol=describe(args), rows=rows), f, indent=2)
+
+    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.4), 4))
+    names = [r['config'].replace('_synthetic', '') for r in rows]
+    xs = range(len(rows))
+    for offset, key, label in ((-0.2, 'coco_AP', 'COCO AP'),
+                               (0.2, 'AP_small', 'COCO AP small')):
+        means = [r[key]['mean'] for r in rows]
+        ax.bar([x + offset for x in xs], means, width=0.4, label=label)
+        for x, r in zip(xs, rows):
+            ax.plot([x + offset] * len(r[key]['values']), r[key]['values'],
+                    'k.', markersize=6)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=30, ha='right')
+    ax.set_ylabel('test metric (bars: mean; dots: seeds)')
+    ax.set_title(describe(args), fontsize=8)
     ax.legend()
-    plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
     fig.tight_layout()
     fig.savefig(osp.join(out, 'results.png'), dpi=100)
     plt.close(fig)
     print(table)
+    return table
 
 
 def main() -> None:
     args = parse_args()
     import mmdssd  # noqa: F401
     from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
-    spec = SyntheticSpec()
+    spec = (SyntheticSpec() if args.spec == 'default' else
+            SyntheticSpec.small_objects())
     if args.num_trainval:
         spec.num_trainval = args.num_trainval
     if args.num_test:
         spec.num_test = args.num_test
     generate_synthetic_dataset(args.data_root, spec)
     os.makedirs(args.work_dir, exist_ok=True)
-    results = [run_one(p, args) for p in args.configs]
+    runs = two_stage_runs(args) if args.two_stage else one_stage_runs(args)
+    started = time.time()
+    print(f'[ablation] {len(runs)} runs: {describe(args)}', flush=True)
+    results = [
+        execute(run, args, i + 1, len(runs), started)
+        for i, run in enumerate(runs)
+    ]
     write_outputs(results, args)
     print(f'[ablation] results in {osp.abspath(args.work_dir)}')
 

@@ -1,0 +1,59 @@
+"""tools/run_synthetic.py (the main job): every artefact it promises."""
+import json
+import os
+import os.path as osp
+import subprocess
+
+import pytest
+
+from ..conftest import PYTHON, ROOT, TOOLS, run
+
+SCRIPT = osp.join(TOOLS, 'run_synthetic.py')
+
+
+def test_one_epoch_smoke_run(tmp_path):
+    work = tmp_path / 'job'
+    out = run([
+        PYTHON, SCRIPT, '--epochs', '1', '--num-trainval', '16',
+        '--num-vis', '2', '--data-root', tmp_path / 'data', '--work-dir',
+        work
+    ], cwd=tmp_path)
+    summary = json.loads((work / 'summary.json').read_text())
+    assert summary['epochs'] == 1 and summary['iterations'] == 2
+    assert summary['num_trainval'] == 16
+    for key in ('pascal_voc/mAP', 'coco/bbox_mAP', 'coco/bbox_mAP_s'):
+        assert 0 <= summary['metrics'][key] <= 1, key
+    # the validation after the epoch and the final test, with wall times
+    final = summary['timeline'][-1]
+    assert final['final'] and final['seconds'] > 0
+    assert final['pascal_voc/mAP'] == pytest.approx(
+        summary['metrics']['pascal_voc/mAP'], abs=1e-4)
+    for name in ('epoch_1.pth', 'curves.png', 'detections.jpg'):
+        assert (work / name).stat().st_size > 0, name
+    # what the user reads: the progress line, the table, where things went
+    assert 'iter 2/2 epoch 1/1' in out and 'ETA' in out
+    assert 'VOC mAP@0.5 (11-point)' in out and 'COCO AP small' in out
+    for path in ('epoch_1.pth', 'curves.png', 'detections.jpg',
+                 'summary.json'):
+        assert str(work / path) in out, path
+
+
+def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
+    proc = subprocess.run(
+        [PYTHON, SCRIPT, '--minutes', '0.05', '--num-trainval', '400',
+         '--data-root', str(tmp_path / 'data'), '--work-dir',
+         str(tmp_path / 'job')],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert 'holds no epoch' in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / 'job' / 'summary.json').exists()
+
+
+def test_fit_epochs():
+    from mmdssd.utils.time_budget import fit_epochs
+    assert fit_epochs(600, 0.5, 100, fixed_s=90) == 10  # (600-90)/50
+    assert fit_epochs(600, 0.5, 100, fixed_s=90, per_epoch_s=1) == 10
+    assert fit_epochs(100, 0.5, 100) == 2
+    with pytest.raises(ValueError, match='holds no epoch'):
+        fit_epochs(60, 0.5, 100, fixed_s=20)
