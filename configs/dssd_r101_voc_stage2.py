@@ -16,6 +16,6 @@ param_scheduler = [
 ]
 custom_hooks = [
     dict(type='NumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
+    dict(type='StopOnInvalidLossHook', priority='VERY_LOW'),
     dict(type='FreezeNormHook')
 ]

@@ -43,6 +43,14 @@ def synthetic_root(tmp_path_factory):
     return str(root) + '/'
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a rendezvous)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def run(cmd, cwd=None, env=None, timeout=900):
     """Run a command with the repo on PYTHONPATH; fail with its output."""
     import os

@@ -1,6 +1,7 @@
 _base_ = 'mmdet::_base_/default_runtime.py'
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10,
                                      max_keep_ckpts=3, save_best='auto'))
+# StopOnInvalidLossHook: stops at the first NaN/inf loss, naming the
+# iteration and the last checkpoint (MMDetection's check runs every 50)
 custom_hooks = [dict(type='NumClassCheckHook'),
-                dict(type='CheckInvalidLossHook', interval=50,
-                     priority='VERY_LOW')]
+                dict(type='StopOnInvalidLossHook', priority='VERY_LOW')]

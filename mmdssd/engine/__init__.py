@@ -1,3 +1,7 @@
-from .hooks import FreezeNormHook, FuseConvBNHook, ProgressHook
+from .hooks import (FreezeNormHook, FuseConvBNHook, InvalidLossError,
+                    ProgressHook, StopOnInvalidLossHook)
 
-__all__ = ['FreezeNormHook', 'FuseConvBNHook', 'ProgressHook']
+__all__ = [
+    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
+    'StopOnInvalidLossHook'
+]

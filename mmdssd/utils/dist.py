@@ -1,5 +1,7 @@
 """Distributed training on CPU-only machines (gloo), unchanged on GPUs."""
 import os
+import warnings
+from typing import List
 
 import torch
 import torch.distributed as torch_dist
@@ -27,6 +29,12 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """
     if launcher == 'none' or torch.cuda.is_available():
         return False
+    replaced = sync_bn_to_bn(cfg.model)
+    if replaced:
+        warnings.warn(
+            'SyncBN needs CUDA (torch refuses CPU tensors once a process '
+            'group exists); training on the CPU with plain BN in '
+            f'{", ".join(replaced)} instead')
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(
@@ -39,6 +47,22 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo', init_method='env://')
     return True
+
+
+def sync_bn_to_bn(node, path: str = 'model') -> List[str]:
+    """Replace every ``norm_cfg`` of type ``SyncBN`` under ``node`` (a
+    config dict) by plain ``BN``, in place; returns the keys changed."""
+    changed = []
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            changed.append(path)
+        for key, value in node.items():
+            changed += sync_bn_to_bn(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            changed += sync_bn_to_bn(value, f'{path}[{i}]')
+    return changed
 
 
 def _slurm_env() -> None:

@@ -1,4 +1,7 @@
 import io
+import os
+import os.path as osp
+import subprocess
 import types
 
 import pytest
@@ -7,6 +10,8 @@ import torch.nn as nn
 
 from mmdssd.engine import FreezeNormHook, ProgressHook
 from mmdssd.engine.hooks.progress_hook import format_seconds
+
+from ..conftest import PYTHON, ROOT, TINY, TOOLS
 
 
 def _runner(model, **kw):
@@ -68,3 +73,36 @@ def test_format_seconds():
     assert format_seconds(83) == '1:23'
     assert format_seconds(3700) == '1:01:40'
     assert format_seconds(-1) == '0:00'
+
+
+def test_invalid_loss_names_iteration_and_last_checkpoint(tmp_path):
+    from mmdssd.engine import InvalidLossError, StopOnInvalidLossHook
+    hook = StopOnInvalidLossHook()
+    runner = types.SimpleNamespace(iter=41, epoch=2, work_dir=str(tmp_path))
+    good = dict(loss=torch.tensor(1.5), loss_cls=torch.tensor(1.0))
+    hook.after_train_iter(runner, 0, outputs=good)  # finite: nothing
+    bad = dict(loss=torch.tensor(float('nan')),
+               loss_cls=torch.tensor(float('inf')),
+               loss_bbox=torch.tensor(0.5))
+    with pytest.raises(InvalidLossError,
+                       match=r'iteration 42 \(epoch 3\).*loss_cls=inf.*'
+                       r'loss_bbox=0.5.*none written yet'):
+        hook.after_train_iter(runner, 0, outputs=bad)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    with pytest.raises(InvalidLossError, match='epoch_2.pth'):
+        hook.after_train_iter(runner, 0, outputs=bad)
+
+
+def test_invalid_loss_stops_a_real_run(data_cwd, tmp_path):
+    """tools/train.py with an absurd learning rate: the run stops at the
+    first non-finite loss with the hook's message, not hours later."""
+    proc = subprocess.run(
+        [PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir',
+         str(tmp_path / 'nan'), '--cfg-options',
+         'optim_wrapper.optimizer.lr=1e30', 'optim_wrapper.clip_grad=None',
+         'train_cfg.max_epochs=5', 'train_cfg.val_interval=10'],
+        cwd=data_cwd, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert 'InvalidLossError: training loss is not finite at iteration' in \
+        proc.stderr, proc.stderr[-3000:]

@@ -2,7 +2,7 @@
 import os.path as osp
 import re
 
-from ..conftest import MIM, run
+from ..conftest import MIM, free_port, run
 
 
 def test_package_ships_configs_and_tools():
@@ -37,10 +37,10 @@ def test_mim_train_launcher_pytorch_two_processes(data_cwd, tmp_path):
     work_dir = tmp_path / 'mim_ddp'
     out = run([
         MIM, 'train', 'mmdssd', 'dssd_tiny_synthetic.py', '--launcher',
-        'pytorch', '--gpus', '2', '--port', '29544', '--work-dir', work_dir,
-        '--cfg-options', 'train_cfg.max_epochs=1',
+        'pytorch', '--gpus', '2', '--port', free_port(), '--work-dir',
+        work_dir, '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=10', 'default_hooks.checkpoint.interval=1'
-    ], cwd=data_cwd)
+    ], cwd=data_cwd, env=dict(CUDA_VISIBLE_DEVICES=''))  # CPU path anywhere
     assert 'torch.distributed.launch' in out
     log = next(work_dir.glob('*/*.log')).read_text()
     assert 'Distributed training: True' in log

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from mmdssd.utils import setup_cpu_distributed
 
-from ..conftest import TINY, TOOLS, run
+from ..conftest import TINY, TOOLS, free_port, run
 
 
 def test_cpu_path_sets_gloo_and_no_device_ids(monkeypatch):
@@ -36,7 +36,11 @@ def test_dist_train_two_processes(data_cwd, tmp_path):
         'bash', osp.join(TOOLS, 'dist_train.sh'), TINY, '2', '--work-dir',
         work_dir, '--cfg-options', 'train_cfg.max_epochs=1',
         'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
-    ], cwd=data_cwd, env=dict(PORT='29533', PYTHON=sys.executable))
+    ],
+              cwd=data_cwd,
+              # the CPU path on any machine: no cuda:1 or nccl on GPU hosts
+              env=dict(PORT=str(free_port()), PYTHON=sys.executable,
+                       CUDA_VISIBLE_DEVICES=''))
     logs = list(work_dir.glob('*/*.log'))
     assert logs, out[-3000:]
     log = logs[0].read_text()
@@ -48,3 +52,21 @@ def test_dist_train_two_processes(data_cwd, tmp_path):
     assert re.search(r'Epoch\(train\)\s+\[1\]\[1/1\]', log), log[-2000:]
     assert (work_dir / 'epoch_1.pth').is_file()
     assert 'pascal_voc/mAP' in log
+
+
+def test_syncbn_config_falls_back_to_bn_on_cpu(monkeypatch):
+    """configs/dssd_r101_voc_syncbn.py under the CPU gloo launcher: torch's
+    SyncBatchNorm refuses CPU tensors, so the CPU path trains plain BN and
+    says so; on GPUs the config is untouched."""
+    from ..conftest import load_cfg
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)
+    cfg = load_cfg('dssd_r101_voc_syncbn.py')
+    with pytest.warns(UserWarning, match='SyncBN needs CUDA.*model.neck'):
+        setup_cpu_distributed(cfg, 'pytorch')
+    assert cfg.model.neck.norm_cfg.type == 'BN'
+    assert cfg.model.bbox_head.norm_cfg.type == 'BN'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    gpu = load_cfg('dssd_r101_voc_syncbn.py')
+    setup_cpu_distributed(gpu, 'pytorch')
+    assert gpu.model.neck.norm_cfg.type == 'SyncBN'

@@ -1,5 +1,9 @@
 from .freeze_norm_hook import FreezeNormHook
 from .fuse_conv_bn_hook import FuseConvBNHook
+from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
 from .progress_hook import ProgressHook
 
-__all__ = ['FreezeNormHook', 'FuseConvBNHook', 'ProgressHook']
+__all__ = [
+    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
+    'StopOnInvalidLossHook'
+]
