@@ -210,3 +210,26 @@ def test_small_stage1_starts_from_the_checkpoint_the_baseline_keeps():
     assert stage1.model.neck.freeze_extra_layers
     assert stage1.model.backbone.frozen_stages == 4
     assert not ssd.model.neck.use_deconv
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(in_channels=(128, 128, 64, 128, 128, 256)),
+     r'level 2: the neck gives 128 channels but '
+     r'DSSDHead.in_channels\[2\] is 64'),
+])
+def test_neck_head_mismatch_is_one_clear_error(change, message):
+    cfg = load_cfg('synthetic/dssd_tiny_synthetic.py')
+    cfg.model.bbox_head.update(change)
+    model = build(cfg).eval()
+    with pytest.raises(ValueError, match=message):
+        model._forward(torch.rand(1, 3, 256, 256))
+
+
+def test_neck_levels_mismatch_is_one_clear_error():
+    cfg = load_cfg('synthetic/dssd_tiny_synthetic.py')
+    cfg.model.neck.extra_blocks = ((2, 2), (2, 2), (3, 1))  # 5 levels
+    cfg.model.neck.deconv_kernel_strides = None
+    model = build(cfg).eval()
+    with pytest.raises(ValueError, match='the neck gives 5 levels but '
+                       'DSSDHead.in_channels has 6'):
+        model._forward(torch.rand(1, 3, 256, 256))

@@ -200,6 +200,7 @@ class DSSDHead(SSDHead):
 
     def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         """Class scores and box deltas of every level."""
+        self._check_inputs(x)
         cls_scores, bbox_preds = [], []
         for feat, pm, cls_conv, reg_conv in zip(x, self.pred_modules,
                                                 self.cls_convs,
@@ -208,6 +209,21 @@ class DSSDHead(SSDHead):
             cls_scores.append(cls_conv(feat))
             bbox_preds.append(reg_conv(feat))
         return cls_scores, bbox_preds
+
+    def _check_inputs(self, x: Sequence[Tensor]) -> None:
+        """One clear error when the neck and the head disagree (a config
+        that changed one side only), instead of a conv shape error."""
+        if len(x) != len(self.in_channels):
+            raise ValueError(
+                f'the neck gives {len(x)} levels but DSSDHead.in_channels '
+                f'has {len(self.in_channels)} (and anchor_generator '
+                f'{len(self.num_base_priors)})')
+        for level, (feat, expected) in enumerate(zip(x, self.in_channels)):
+            if feat.shape[1] != expected:
+                raise ValueError(
+                    f'level {level}: the neck gives {feat.shape[1]} channels '
+                    f'but DSSDHead.in_channels[{level}] is {expected} '
+                    f'(neck out_channels must equal head in_channels)')
 
     # ------------------------------------------------------------------ loss
     def _can_batch(self, batch_gt_instances_ignore: OptInstanceList) -> bool:
