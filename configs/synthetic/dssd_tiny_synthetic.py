@@ -90,12 +90,17 @@ test_evaluator = val_evaluator
 
 max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=0.02))
+# AdamW, not the real configs' SGD: from random init for minutes it ended
+# higher (README "The main job": VOC mAP 0.458 vs 0.387 for SGD lr 0.02,
+# 900 iterations, seed 0, same data)
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=60),
+    # per iteration: the main job runs few, long epochs
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-         eta_min=1e-4)
+         eta_min=1e-5, convert_to_iter_based=True)
 ]
 auto_scale_lr = dict(base_batch_size=8)
 default_hooks = dict(
