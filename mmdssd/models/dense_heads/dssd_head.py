@@ -226,20 +226,33 @@ class DSSDHead(SSDHead):
                     f'(neck out_channels must equal head in_channels)')
 
     # ------------------------------------------------------------------ loss
-    def _can_batch(self, batch_gt_instances_ignore: OptInstanceList) -> bool:
-        """Whether the batched loss reproduces MMDetection's exactly."""
+    def fallback_reason(self, batch_gt_instances_ignore: OptInstanceList
+                        ) -> str:
+        """Why MMDetection's per-image loss is used instead of the batched
+        one (``''``: the batched loss reproduces it exactly and is used)."""
         assigner = getattr(self, 'assigner', None)
         iou_calc = getattr(assigner, 'iou_calculator', None)
-        return (self.batched_loss and not self.reg_decoded_bbox
-                and isinstance(assigner, MaxIoUAssigner)
-                and type(iou_calc) is BboxOverlaps2D
-                and iou_calc.scale == 1. and iou_calc.dtype is None
-                and isinstance(self.sampler, PseudoSampler)
-                and isinstance(assigner.neg_iou_thr, float)
-                and not assigner.gt_max_assign_all
-                and (assigner.ignore_iof_thr <= 0
-                     or not batch_gt_instances_ignore)
-                and self.train_cfg.get('allowed_border', -1) < 0)
+        checks = [
+            (self.batched_loss, 'batched_loss=False'),
+            (not self.reg_decoded_bbox, 'reg_decoded_bbox=True'),
+            (isinstance(assigner, MaxIoUAssigner),
+             f'assigner {type(assigner).__name__}'),
+            (type(iou_calc) is BboxOverlaps2D
+             and getattr(iou_calc, 'scale', None) == 1.
+             and getattr(iou_calc, 'dtype', 0) is None,
+             'a non-default IoU calculator'),
+            (isinstance(getattr(self, 'sampler', None), PseudoSampler),
+             'a sampler other than PseudoSampler'),
+            (isinstance(getattr(assigner, 'neg_iou_thr', None), float),
+             'a neg_iou_thr range'),
+            (not getattr(assigner, 'gt_max_assign_all', True),
+             'gt_max_assign_all=True'),
+            (getattr(assigner, 'ignore_iof_thr', 1) <= 0
+             or not batch_gt_instances_ignore, 'ignored boxes'),
+            (self.train_cfg.get('allowed_border', -1) < 0,
+             'allowed_border >= 0'),
+        ]
+        return ', '.join(why for ok, why in checks if not ok)
 
     def loss_by_feat(
         self,
@@ -254,7 +267,17 @@ class DSSDHead(SSDHead):
         Returns:
             dict[str, Tensor]: ``loss_cls`` and ``loss_bbox``.
         """
-        if not self._can_batch(batch_gt_instances_ignore):
+        reason = self.fallback_reason(batch_gt_instances_ignore)
+        if reason:
+            # MMDetection's SSDHead computes plain softmax cross-entropy
+            # inline: it cannot apply another loss_cls, so refuse one
+            if not (self._is_plain_softmax_ce()
+                    and self.loss_cls.loss_weight == 1.0):
+                raise ValueError(
+                    f'DSSDHead: loss_cls={self.loss_cls!r} needs the batched '
+                    f'loss, but this batch falls back to MMDetection\'s '
+                    f'SSDHead loss ({reason}), which ignores loss_cls; '
+                    'use plain CrossEntropyLoss with loss_weight=1 there')
             return super().loss_by_feat(cls_scores, bbox_preds,
                                         batch_gt_instances, batch_img_metas,
                                         batch_gt_instances_ignore)

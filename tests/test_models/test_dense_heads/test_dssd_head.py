@@ -303,3 +303,60 @@ def test_batched_loss_on_channels_last_maps():
         memory_format=torch.channels_last).is_contiguous()
     for key in ('loss_cls', 'loss_bbox'):
         assert torch.allclose(dense[key], strided[key], atol=1e-6), key
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("MMDetection's SSDHead loss was called")
+
+
+def test_default_batch_takes_the_batched_path(monkeypatch):
+    """The equality tests above would pass trivially if the head silently
+    fell back to MMDetection's loss: make that fallback fail loudly."""
+    head = make_head()
+    cls, reg = head(feats(head))
+    gts, img_metas = random_gts([3, 2]), metas(2)
+    assert head.fallback_reason(None) == ''
+    monkeypatch.setattr(SSDHead, 'loss_by_feat', _fail_if_called)
+    losses = head.loss_by_feat(cls, reg, gts, img_metas)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize('setting, reason', [
+    (dict(batched_loss=False), 'batched_loss=False'),
+    (dict(reg_decoded_bbox=True), 'reg_decoded_bbox=True'),
+    ('ignore', 'ignored boxes'),
+])
+def test_fallback_is_mmdetections_loss(setting, reason):
+    """Where the batched loss would differ, MMDetection's loss is used,
+    and the head says why."""
+    ignore = None
+    if setting == 'ignore':
+        train_cfg = ConfigDict(TRAIN_CFG.to_dict())
+        train_cfg.assigner.ignore_iof_thr = 0.5
+        head = make_head(train_cfg=train_cfg)
+        ignore = random_gts([1, 1], seed=3)
+    else:
+        head = make_head(**setting)
+    assert head.fallback_reason(ignore) == reason
+    cls, reg = head(feats(head))
+    gts, img_metas = random_gts([3, 2]), metas(2)
+    ours = head.loss_by_feat(cls, reg, gts, img_metas, ignore)
+    theirs = SSDHead.loss_by_feat(head, cls, reg, gts, img_metas, ignore)
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.equal(sum(ours[key]), sum(theirs[key])), key
+
+
+@pytest.mark.parametrize('loss_cls', [
+    dict(type='CrossEntropyLoss', loss_weight=2.0),
+    dict(type='CrossEntropyLoss', class_weight=[1., 2., 1., 1., 1.]),
+])
+def test_fallback_refuses_a_loss_cls_it_would_ignore(loss_cls):
+    head = make_head(batched_loss=False, loss_cls=loss_cls)
+    cls, reg = head(feats(head))
+    with pytest.raises(ValueError, match='needs the batched loss.*'
+                       'batched_loss=False.*ignores loss_cls'):
+        head.loss_by_feat(cls, reg, random_gts([3, 2]), metas(2))
+    # the batched loss applies it
+    head.batched_loss = True
+    losses = head.loss_by_feat(cls, reg, random_gts([3, 2]), metas(2))
+    assert torch.isfinite(losses['loss_cls'])
