@@ -1,6 +1,7 @@
 """The benchmark, loss-benchmark and ablation tools run and hold numbers."""
 import csv
 import json
+import math
 import os.path as osp
 import re
 
@@ -93,13 +94,48 @@ def test_ablation_runner_writes_table_and_resumes(tmp_path):
     for r in rows:
         for key in ('voc_mAP', 'coco_AP', 'AP_small', 'params_M', 'GFLOPs',
                     'latency_s'):
-            float(r[key])  # a number, not a placeholder
-        assert float(r['params_M']) > 0
+            assert math.isfinite(float(r[key])), (key, r[key])
+        assert float(r['params_M']) > 0 and float(r['latency_s']) > 0
     assert (work / 'results.png').stat().st_size > 1000
     assert 'voc_mAP' in (work / 'results.md').read_text()
     # an interrupted run: drop one result, keep the other
-    (work / 'dssd_tiny_dm_sum_synthetic' / 'result.json').unlink()
+    (work / 'seed0' / 'dssd_tiny_dm_sum_synthetic' / 'result.json').unlink()
     out = run(cmd)
-    assert 'ssd_tiny_pm_a_synthetic: done before, skipping' in out
-    assert 'dssd_tiny_dm_sum_synthetic: evaluating' in out
-    assert 'dssd_tiny_dm_sum_synthetic: training' not in out  # checkpoint kept
+    assert 'ssd_tiny_pm_a_synthetic seed 0: done before, skipping' in out
+    assert 'dssd_tiny_dm_sum_synthetic seed 0: evaluating' in out
+    assert 'dssd_tiny_dm_sum_synthetic seed 0: training' not in out
+
+
+def test_ablation_two_stage_protocol_over_seeds(tmp_path):
+    """SSD + PM(c) once per seed, then SSD or DSSD stage 1 from that
+    checkpoint; the summary holds each seed's value and their mean/sd."""
+    work = tmp_path / 'two_stage'
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'ablation.py'), '--two-stage', '1', '1',
+        '--seeds', '0', '1', '--spec', 'small_objects', '--num-trainval',
+        '16', '--num-test', '8', '--data-root', tmp_path / 'data',
+        '--work-dir', work, '--no-benchmark'
+    ])
+    assert out.count('training ssd_tiny_pm_c_synthetic.py for 1 epochs\n') \
+        == 2  # the shared first stage, once per seed
+    assert 'training dssd_tiny_stage1_synthetic.py for 1 epochs from ' \
+        'epoch_1.pth' in out
+    summary = json.loads((work / 'summary.json').read_text())
+    assert 'two-stage' in summary['protocol']
+    assert 'small_objects' in summary['protocol']
+    names = [r['config'] for r in summary['rows']]
+    assert names == ['ssd_pm_c_1e+1e', 'dssd_stage1_1e+1e']
+    for row in summary['rows']:
+        assert row['seeds'] == [0, 1]
+        values = row['coco_AP']['values']
+        assert len(values) == 2
+        assert row['coco_AP']['mean'] == pytest.approx(sum(values) / 2)
+    # stage 1 started from the SSD checkpoint: its trunk is the SSD's
+    import torch
+    ssd = torch.load(work / 'seed0' / 'ssd_pm_c_1e' / 'epoch_1.pth',
+                     map_location='cpu', weights_only=True)['state_dict']
+    dssd = torch.load(work / 'seed0' / 'dssd_stage1_1e+1e' / 'epoch_1.pth',
+                      map_location='cpu', weights_only=True)['state_dict']
+    key = 'backbone.layer1.0.conv1.weight'
+    assert torch.equal(ssd[key], dssd[key])
+    assert any(k.startswith('neck.deconv_modules') for k in dssd)

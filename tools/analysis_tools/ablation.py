@@ -216,9 +216,12 @@ def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
     for step in run['steps']:
         path, epochs, load_from = step[:3]
         work_dir = step[3] if len(step) > 3 else run['work_dir']
-        print(f'{tag}: training {osp.basename(path)} for {epochs} epochs'
-              f'{" from " + osp.basename(load_from) if load_from else ""}',
-              flush=True)
+        what = (f'{osp.basename(path)} for {epochs} epochs'
+                f'{" from " + osp.basename(load_from) if load_from else ""}')
+        if osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
+            print(f'{tag}: {what}: trained before', flush=True)
+        else:
+            print(f'{tag}: training {what}', flush=True)
         cfg_file, final = train(path, args, epochs, run['seed'], work_dir,
                                 load_from)
     print(f'{tag}: evaluating', flush=True)
