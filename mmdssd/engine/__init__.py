@@ -1,7 +1,7 @@
-from .hooks import (FreezeNormHook, FuseConvBNHook, InvalidLossError,
-                    ProgressHook, StopOnInvalidLossHook)
+from .hooks import (ChannelsLastHook, FreezeNormHook, FuseConvBNHook,
+                    InvalidLossError, ProgressHook, StopOnInvalidLossHook)
 
 __all__ = [
-    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
-    'StopOnInvalidLossHook'
+    'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
+    'InvalidLossError', 'ProgressHook', 'StopOnInvalidLossHook'
 ]

@@ -106,3 +106,14 @@ def test_invalid_loss_stops_a_real_run(data_cwd, tmp_path):
     assert proc.returncode != 0
     assert 'InvalidLossError: training loss is not finite at iteration' in \
         proc.stderr, proc.stderr[-3000:]
+
+
+def test_channels_last_hook_keeps_the_numbers():
+    from mmdssd.engine import ChannelsLastHook
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    x = torch.randn(2, 3, 9, 9)
+    before = model(x)
+    ChannelsLastHook().before_train(_runner(model))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(model(x), before, atol=1e-5)

@@ -1,9 +1,10 @@
+from .channels_last_hook import ChannelsLastHook
 from .freeze_norm_hook import FreezeNormHook
 from .fuse_conv_bn_hook import FuseConvBNHook
 from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
 from .progress_hook import ProgressHook
 
 __all__ = [
-    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
-    'StopOnInvalidLossHook'
+    'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
+    'InvalidLossError', 'ProgressHook', 'StopOnInvalidLossHook'
 ]

@@ -1,0 +1,28 @@
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+
+@HOOKS.register_module()
+class ChannelsLastHook(Hook):
+    """Run the model in channels-last (NHWC) memory format.
+
+    oneDNN's CPU convolutions skip a layout conversion per call in NHWC:
+    the small synthetic DSSD trained 1.07x faster per iteration here
+    (README, "The main job"). The weights keep their values; only their
+    strides change, and checkpoints load into either format.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def _convert(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        model.to(memory_format=torch.channels_last)
+
+    def before_train(self, runner) -> None:
+        self._convert(runner)
+
+    def before_test(self, runner) -> None:
+        self._convert(runner)
