@@ -17,5 +17,6 @@ param_scheduler = [
 custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='StopOnInvalidLossHook', priority='VERY_LOW'),
+    dict(type='RngStateHook'),
     dict(type='FreezeNormHook')
 ]

@@ -4,4 +4,6 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10,
 # StopOnInvalidLossHook: stops at the first NaN/inf loss, naming the
 # iteration and the last checkpoint (MMDetection's check runs every 50)
 custom_hooks = [dict(type='NumClassCheckHook'),
-                dict(type='StopOnInvalidLossHook', priority='VERY_LOW')]
+                dict(type='StopOnInvalidLossHook', priority='VERY_LOW'),
+                # random states in checkpoints: --resume replays the run
+                dict(type='RngStateHook')]

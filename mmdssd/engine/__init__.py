@@ -1,7 +1,9 @@
 from .hooks import (ChannelsLastHook, FreezeNormHook, FuseConvBNHook,
-                    InvalidLossError, ProgressHook, StopOnInvalidLossHook)
+                    InvalidLossError, ProgressHook, RngStateHook,
+                    StopOnInvalidLossHook)
 
 __all__ = [
     'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
-    'InvalidLossError', 'ProgressHook', 'StopOnInvalidLossHook'
+    'InvalidLossError', 'ProgressHook', 'RngStateHook',
+    'StopOnInvalidLossHook'
 ]

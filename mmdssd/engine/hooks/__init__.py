@@ -3,8 +3,10 @@ from .freeze_norm_hook import FreezeNormHook
 from .fuse_conv_bn_hook import FuseConvBNHook
 from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
 from .progress_hook import ProgressHook
+from .rng_state_hook import RngStateHook
 
 __all__ = [
     'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
-    'InvalidLossError', 'ProgressHook', 'StopOnInvalidLossHook'
+    'InvalidLossError', 'ProgressHook', 'RngStateHook',
+    'StopOnInvalidLossHook'
 ]
