@@ -30,7 +30,14 @@ def test_basenames_are_unique():
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     model = build(cfg)
-    assert model.bbox_head.num_classes == cfg.model.bbox_head.num_classes
+    # the head predicts the classes of the data the config reads
+    classes = ((cfg.get('train_dataloader') or {}).get('dataset', {})
+               .get('metainfo', {}).get('classes'))
+    expected = len(classes) if classes else (80 if 'coco' in path else 20)
+    assert model.bbox_head.num_classes == expected
+    assert all(conv.out_channels == n * (expected + 1)
+               for conv, n in zip(model.bbox_head.cls_convs,
+                                  model.bbox_head.num_base_priors))
     # the neck's outputs are what the head reads
     assert tuple(model.neck.out_channels) == tuple(
         model.bbox_head.in_channels)

@@ -165,7 +165,8 @@ def test_predict_returns_boxes():
     results = head.predict_by_feat(cls, reg, batch_img_metas=metas(1),
                                    rescale=False)
     assert results[0].bboxes.shape[1] == 4
-    assert len(results[0].bboxes) <= 20
+    # random scores clear score_thr (0.02) everywhere: max_per_img caps
+    assert len(results[0].bboxes) == 20
 
 
 def test_bad_settings():
