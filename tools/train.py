@@ -36,6 +36,11 @@ def main() -> None:
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit(
+                '--amp: MMEngine\'s AmpOptimWrapper needs a GPU (CUDA, NPU, '
+                'MLU or MUSA) and none is visible; train in fp32 on the CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:

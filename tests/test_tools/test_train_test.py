@@ -1,10 +1,12 @@
 """tools/train.py -> checkpoint -> --resume -> tools/test.py (VOC + COCO)."""
+import os
 import os.path as osp
 import re
+import subprocess
 
 import torch
 
-from ..conftest import PYTHON, TINY, TOOLS, run
+from ..conftest import PYTHON, ROOT, TINY, TOOLS, free_port, run
 
 
 def test_train_writes_checkpoints_and_evaluates(trained_tiny):
@@ -44,3 +46,55 @@ def test_test_tool_reports_voc_and_coco(trained_tiny, data_cwd, tmp_path):
     assert re.search(r'coco/bbox_mAP: [0-9.-]+', out)
     assert re.search(r'coco/bbox_mAP_s: [0-9.-]+', out)
     assert osp.getsize(pkl) > 0
+
+
+def _metrics(out):
+    return {k: float(v) for k, v in re.findall(
+        r'(pascal_voc/mAP|coco/bbox_mAP): ([0-9.]+)', out)}
+
+
+def test_fuse_conv_bn_and_show_dir(trained_tiny, data_cwd, tmp_path):
+    """tools/test.py --fuse-conv-bn (FuseConvBNHook) gives the unfolded
+    model's metrics; --show-dir draws every test image."""
+    ckpt = trained_tiny / 'epoch_2.pth'
+    plain = _metrics(run([PYTHON, osp.join(TOOLS, 'test.py'), TINY, ckpt,
+                          '--work-dir', tmp_path / 'plain'], cwd=data_cwd))
+    out = run([PYTHON, osp.join(TOOLS, 'test.py'), TINY, ckpt, '--work-dir',
+               tmp_path / 'fused', '--fuse-conv-bn', '--show-dir', 'shown'],
+              cwd=data_cwd)
+    fused = _metrics(out)
+    assert set(plain) == set(fused) == {'pascal_voc/mAP', 'coco/bbox_mAP'}
+    for key in plain:
+        assert abs(plain[key] - fused[key]) <= 1e-3, (key, plain, fused)
+    drawn = list((tmp_path / 'fused').glob('*/shown/*.jpg'))
+    assert len(drawn) == 8  # the 8 test images
+
+
+def test_dist_test_two_processes(trained_tiny, data_cwd, tmp_path):
+    out = run(['bash', osp.join(TOOLS, 'dist_test.sh'), TINY,
+               trained_tiny / 'epoch_2.pth', '2', '--work-dir', tmp_path],
+              cwd=data_cwd,
+              env=dict(PORT=str(free_port()), PYTHON=PYTHON,
+                       CUDA_VISIBLE_DEVICES=''))
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    assert 'Distributed launcher: pytorch' in log
+    assert re.search(r'pascal_voc/mAP: [0-9.]+', out + log)
+
+
+def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
+    """--auto-scale-lr scales the lr by the real batch (8 images against a
+    base of 4: x2, the log says so); --amp on a machine
+    without a GPU stops with a clear message before training."""
+    base = [PYTHON, osp.join(TOOLS, 'train.py'), TINY,
+            '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+            'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
+            'auto_scale_lr.base_batch_size=4']
+    out = run(base + ['--auto-scale-lr'], cwd=data_cwd)
+    assert re.search(r'LR is set based on batch size of 4 and the current '
+                     r'batch size is 8\. Scaling the original LR by 2\.0',
+                     out), out[-3000:]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=ROOT)
+    proc = subprocess.run(base + ['--amp'], cwd=data_cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert '--amp: MMEngine' in proc.stderr and 'needs a GPU' in proc.stderr
