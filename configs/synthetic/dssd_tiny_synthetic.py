@@ -1,10 +1,10 @@
 # DSSD321 scaled down for the embedded synthetic set and a 2-core CPU.
-# Same components as dssd_r101_voc.py; changes only what must change:
-# ResNet-18 at half width (random init, no download), 256 input, narrower
-# extra/DM/PM widths, boxes for the synthetic object sizes, the data, a
-# minutes-long schedule -- and sum fusion: trained from scratch for
-# minutes, the product fusion learns far more slowly (README "Ablation"
-# has the measured rows); dssd_tiny_dm_prod_synthetic.py is that variant.
+# Same components as dssd_r101_voc.py, including the paper's product fusion
+# (the DM's neutral start, fusion_init='neutral', lets it learn from random
+# init; README "Making the deconvolution module learn"); changes only what
+# must change: ResNet-18 at half width (random init, no download), 256
+# input, narrower extra/DM/PM widths, boxes for the synthetic object sizes,
+# the data, and a minutes-long AdamW schedule.
 _base_ = '../dssd_r101_voc.py'
 input_size = 256
 data_root = 'data/synthetic/'
@@ -14,7 +14,7 @@ model = dict(
                   norm_eval=False, init_cfg=None),
     neck=dict(
         in_channels=(64, 256),
-        fusion='sum',
+        fusion='prod',
         extra_mid_channels=64,
         extra_out_channels=256,
         deconv_channels=128),
