@@ -1,0 +1,80 @@
+import math
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmdssd.models.task_modules.prior_generators.anchor_ratios import (
+    anchor_coverage, kmeans_ratios, resize_factors)
+
+from ....conftest import CONFIGS, ROOT, TOOLS
+
+
+def test_kmeans_recovers_known_clusters():
+    rng = np.random.default_rng(0)
+    truth = [1.0, 1.6, 3.0]
+    ratios = np.concatenate([np.full(200, r) * np.exp(rng.normal(0, 0.02,
+                                                                  200))
+                             for r in truth])
+    flip = rng.random(len(ratios)) < 0.5  # both orientations
+    w = np.where(flip, ratios, 1.0) * 20
+    h = np.where(flip, 1.0, ratios) * 20
+    assert kmeans_ratios(w, h, 3) == pytest.approx(truth, rel=0.02)
+    with pytest.raises(ValueError, match='cannot make 3 clusters'):
+        kmeans_ratios(w[:2], h[:2], 3)
+    with pytest.raises(ValueError, match='positive'):
+        kmeans_ratios(np.array([1., 0., 2.]), np.ones(3), 2)
+
+
+def test_coverage_counts_matches_by_size():
+    gts = [torch.tensor([[0., 0., 10., 10.], [0., 0., 100., 100.]])]
+    priors = torch.tensor([[0., 0., 10., 10.], [0., 0., 100., 40.]])
+    cov = anchor_coverage(priors, gts)
+    assert cov['all']['count'] == 2 and cov['all']['matched'] == 0.5
+    assert cov['small'] == dict(count=1, matched=1.0, mean_best_iou=1.0)
+    assert cov['large'] == dict(count=1, matched=0.0,
+                                mean_best_iou=pytest.approx(0.4))
+    assert cov['medium']['count'] == 0
+
+
+def test_resize_factors():
+    assert resize_factors([dict(type='Resize', scale=(256, 256),
+                                keep_ratio=False)], (320, 160)) == (0.8, 1.6)
+    assert resize_factors([dict(type='Resize', scale=(1000, 600),
+                                keep_ratio=True)], (500, 300)) == (2.0, 2.0)
+    assert resize_factors([], (5, 5)) == (1.0, 1.0)
+
+
+def test_tool_finds_the_synthetic_sets_ratios(tmp_path):
+    """The synthetic generator draws w = s*a, h = s/a with log a uniform
+    in [-0.4, 0.4], so |log(w/h)| is uniform on [0, 0.8] and 3-means puts
+    the ratios at exp(0.8 * (2j + 1) / 6) = 1.14, 1.49, 1.95. Boxes are
+    kept at their shape (keep_ratio=True) for this check."""
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    generate_synthetic_dataset(str(tmp_path), SyntheticSpec(
+        num_trainval=150, num_test=1, seed=2, min_obj=16))
+    out = tmp_path / 'report.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(TOOLS, 'analysis_tools',
+                                  'anchor_ratios.py'),
+         osp.join(CONFIGS, 'synthetic', 'dssd_tiny_synthetic.py'),
+         '--out', str(out), '--cfg-options',
+         f'train_dataloader.dataset.data_root={tmp_path}/VOCdevkit/',
+         'train_dataloader.dataset.pipeline.3.keep_ratio=True'],
+        capture_output=True, text=True, timeout=300,
+        env={'PYTHONPATH': ROOT, 'PATH': '/usr/bin:/bin'})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    rep = json.loads(out.read_text())
+    expected = [math.exp(0.8 * (2 * j + 1) / 6) for j in range(3)]
+    assert rep['suggested']['ratios'] == pytest.approx(expected, abs=0.08)
+    assert rep['current']['ratios'] == [1.6, 2, 3]
+    for key in ('current', 'suggested'):
+        cov = rep[key]['coverage']
+        assert cov['all']['count'] == rep['boxes'] > 300
+        assert 0 < cov['all']['matched'] <= 1
+    assert 'model = dict(bbox_head=dict(anchor_generator=dict(ratios=' in \
+        proc.stdout
