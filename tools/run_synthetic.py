@@ -175,7 +175,7 @@ def main() -> None:
     from mmengine.runner import Runner
 
     from mmdssd.engine import ChannelsLastHook, ProgressHook
-    from mmdssd.utils.time_budget import fit_epochs, measure_step_times
+    from mmdssd.utils.time_budget import fit_schedule, measure_step_times
     args = parse_args()
     start = time.time()
     spec = SyntheticSpec(num_trainval=args.num_trainval)
@@ -185,25 +185,28 @@ def main() -> None:
     cfg.work_dir = osp.abspath(args.work_dir)
     cfg.randomness = dict(seed=args.seed)
 
+    train_set = cfg.train_dataloader.dataset
     if args.epochs is None:
         print(f'[main job] timing a few training iterations to fit '
               f'{args.minutes:g} minutes ...', flush=True)
         logger = MMLogger.get_current_instance()
         level = logger.level
         logger.setLevel(logging.WARNING)  # init_weights is chatty
-        times = measure_step_times(cfg)
+        times = measure_step_times(cfg, channels_last=True)
         logger.setLevel(level)
         num_val = 6 + 1  # validations + the final test
         fixed = (time.time() - start + 25 +  # start-up, drawing, plots
                  num_val * times['test_batch'] * times['test_batches'])
         try:
-            epochs = fit_epochs(args.minutes * 60, times['train_iter'],
-                                times['iters_per_epoch'], fixed_s=fixed)
+            epochs, images = fit_schedule(
+                args.minutes * 60, times['train_iter'], args.num_trainval,
+                cfg.train_dataloader.batch_size, fixed_s=fixed)
         except ValueError as err:
             sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
+        train_set.indices = images
         print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
-              f'-> {epochs} epochs of {times["iters_per_epoch"]} '
-              f'iterations', flush=True)
+              f'-> {epochs} epochs over {images} of the {args.num_trainval} '
+              f'training images', flush=True)
     else:
         epochs = args.epochs
     set_max_epochs(cfg, epochs)
@@ -241,6 +244,7 @@ def main() -> None:
         epochs=epochs,
         iterations=runner.iter,
         num_trainval=args.num_trainval,
+        images_per_epoch=train_set.get('indices') or args.num_trainval,
         seed=args.seed,
         train_with_val_seconds=round(train_s, 1),
         total_seconds=round(time.time() - start, 1),

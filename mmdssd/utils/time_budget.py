@@ -2,13 +2,14 @@
 import copy
 import math
 import time
-from typing import Dict
+from typing import Dict, Tuple
 
 from mmengine.config import Config
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
-                       warmup: int = 2) -> Dict[str, float]:
+                       warmup: int = 2,
+                       channels_last: bool = False) -> Dict[str, float]:
     """Seconds per training iteration and per test batch of ``cfg`` here.
 
     Builds the config's model, optimiser and train/test dataloaders exactly
@@ -22,6 +23,9 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
             ``test_dataloader`` and ``optim_wrapper``).
         train_iters (int): Timed training iterations. Defaults to 4.
         warmup (int): Untimed iterations first. Defaults to 2.
+        channels_last (bool): Time the model in channels-last memory
+            format (as :class:`ChannelsLastHook` runs it). Defaults to
+            False.
 
     Returns:
         dict: ``train_iter`` and ``test_batch`` in seconds, and
@@ -37,6 +41,8 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     cfg = copy.deepcopy(cfg)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
@@ -69,30 +75,38 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         test_batches=len(test_loader))
 
 
-def fit_epochs(budget_s: float, train_iter_s: float, iters_per_epoch: int,
-               fixed_s: float = 0.0, per_epoch_s: float = 0.0) -> int:
-    """Most whole epochs that fit in ``budget_s`` seconds.
+def fit_schedule(budget_s: float, train_iter_s: float, num_images: int,
+                 batch_size: int, fixed_s: float = 0.0) -> Tuple[int, int]:
+    """Epochs and images per epoch that fill ``budget_s`` seconds.
+
+    The iterations that fit are ``(budget_s - fixed_s) / train_iter_s``;
+    they are spread over as few passes over the data as possible (each
+    pass over all ``num_images`` while they last), so a fast machine sees
+    the data more often and a slow one sees fewer images per pass instead
+    of a schedule cut short.
 
     Args:
         budget_s (float): Wall time for everything.
         train_iter_s (float): Seconds per training iteration.
-        iters_per_epoch (int): Iterations per epoch.
-        fixed_s (float): Time spent outside training whatever the length
-            (data generation, the final test, drawing, start-up).
-        per_epoch_s (float): Extra time per epoch (e.g. the share of
-            validation runs). Defaults to 0.
+        num_images (int): Training images available.
+        batch_size (int): Images per iteration.
+        fixed_s (float): Time spent outside training (data generation,
+            validations, the final test, drawing, start-up).
 
     Returns:
-        int: At least 1.
+        tuple[int, int]: ``(epochs, images)``: train ``epochs`` epochs over
+        the first ``images`` images (a multiple of ``batch_size``).
 
     Raises:
-        ValueError: If the budget cannot hold one epoch.
+        ValueError: If the budget cannot hold one iteration.
     """
-    epoch_s = train_iter_s * iters_per_epoch + per_epoch_s
-    epochs = math.floor((budget_s - fixed_s) / epoch_s)
-    if epochs < 1:
+    iters = math.floor((budget_s - fixed_s) / train_iter_s)
+    if iters < 1:
         raise ValueError(
-            f'a budget of {budget_s:.0f} s holds no epoch: one epoch takes '
-            f'~{epoch_s:.0f} s here and the rest of the job ~{fixed_s:.0f} '
-            's; give more minutes or fewer training images')
-    return epochs
+            f'a budget of {budget_s:.0f} s holds no iteration: one takes '
+            f'~{train_iter_s:.2f} s here and the rest of the job '
+            f'~{fixed_s:.0f} s; give more minutes')
+    full = max(num_images // batch_size, 1)
+    epochs = max(1, math.ceil(iters / full))
+    per_epoch = max(1, min(full, iters // epochs))
+    return epochs, per_epoch * batch_size

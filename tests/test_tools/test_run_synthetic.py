@@ -46,14 +46,19 @@ def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode != 0
-    assert 'holds no epoch' in proc.stderr, proc.stderr[-2000:]
+    assert 'holds no iteration' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'job' / 'summary.json').exists()
 
 
-def test_fit_epochs():
-    from mmdssd.utils.time_budget import fit_epochs
-    assert fit_epochs(600, 0.5, 100, fixed_s=90) == 10  # (600-90)/50
-    assert fit_epochs(600, 0.5, 100, fixed_s=90, per_epoch_s=1) == 10
-    assert fit_epochs(100, 0.5, 100) == 2
-    with pytest.raises(ValueError, match='holds no epoch'):
-        fit_epochs(60, 0.5, 100, fixed_s=20)
+def test_fit_schedule():
+    from mmdssd.utils.time_budget import fit_schedule
+    # 1000 iterations fit: 4 passes over 2000 images at batch 8
+    assert fit_schedule(590, 0.5, 2000, 8, fixed_s=90) == (4, 2000)
+    # a machine twice as slow: 500 iterations, 2 passes
+    assert fit_schedule(590, 1.0, 2000, 8, fixed_s=90) == (2, 2000)
+    # 1300 iterations: 6 passes of 216 iterations (1728 images)
+    assert fit_schedule(740, 0.5, 2000, 8, fixed_s=90) == (6, 1728)
+    # fewer iterations than one pass: one pass over fewer images
+    assert fit_schedule(100, 0.5, 2000, 8) == (1, 1600)
+    with pytest.raises(ValueError, match='holds no iteration'):
+        fit_schedule(60, 0.5, 2000, 8, fixed_s=60)
