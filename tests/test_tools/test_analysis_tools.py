@@ -104,6 +104,7 @@ def test_ablation_runner_writes_table_and_resumes(tmp_path):
     assert 'ssd_tiny_pm_a_synthetic seed 0: done before, skipping' in out
     assert 'dssd_tiny_dm_sum_synthetic seed 0: evaluating' in out
     assert 'dssd_tiny_dm_sum_synthetic seed 0: training' not in out
+    assert '[##] 2/2 runs' in out and 'ETA 0:00' in out
 
 
 def test_ablation_two_stage_protocol_over_seeds(tmp_path):

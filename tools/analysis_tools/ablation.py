@@ -228,10 +228,25 @@ def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
     result = evaluate(run['name'], run['seed'], cfg_file, final,
                       run['work_dir'], not args.no_benchmark)
     elapsed = time.time() - started
+    run['trained'] = True
     print(f'{tag}: VOC mAP {result["voc_mAP"]:.4f}, COCO AP '
           f'{result["coco_AP"]:.4f}, AP_small {result["AP_small"]:.4f} '
           f'({elapsed / 60:.1f} min so far)', flush=True)
     return result
+
+
+def overall_progress(runs: List[Dict], index: int, started: float) -> str:
+    """``[####....] 3/8 runs, 12:30 elapsed, ETA 20:50``: the ETA
+    extrapolates the runs trained in this session (not the skipped)."""
+    from mmdssd.engine.hooks.progress_hook import format_seconds
+    done = runs[:index]
+    trained = sum(1 for r in done if r.get('trained'))
+    elapsed = time.time() - started
+    left = len(runs) - index
+    eta = format_seconds(elapsed / trained * left) if trained else '?'
+    bar = '#' * index + '.' * left
+    return (f'[{bar}] {index}/{len(runs)} runs, '
+            f'{format_seconds(elapsed)} elapsed, ETA {eta}')
 
 
 def summarise(results: List[Dict]) -> List[Dict]:
@@ -322,10 +337,11 @@ def main() -> None:
     runs = two_stage_runs(args) if args.two_stage else one_stage_runs(args)
     started = time.time()
     print(f'[ablation] {len(runs)} runs: {describe(args)}', flush=True)
-    results = [
-        execute(run, args, i + 1, len(runs), started)
-        for i, run in enumerate(runs)
-    ]
+    results = []
+    for i, run in enumerate(runs):
+        results.append(execute(run, args, i + 1, len(runs), started))
+        print(f'[ablation] {overall_progress(runs, i + 1, started)}',
+              flush=True)
     write_outputs(results, args)
     print(f'[ablation] results in {osp.abspath(args.work_dir)}')
 
