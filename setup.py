@@ -14,7 +14,7 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def add_mim_extension() -> None:
@@ -30,6 +30,8 @@ def add_mim_extension() -> None:
             shutil.rmtree(dst)
         if mode == 'symlink':
             os.symlink(osp.relpath(src, mim_path), dst)
+        elif osp.isfile(src):
+            shutil.copyfile(src, dst)
         else:
             shutil.copytree(
                 src, dst, ignore=shutil.ignore_patterns('__pycache__'))
