@@ -68,6 +68,7 @@ if __name__ == '__main__':
         read_requirements('runtime.txt'),
         extras_require=dict(
             torch=read_requirements('torch.txt'),
-            tests=read_requirements('tests.txt')),
+            tests=read_requirements('tests.txt'),
+            extras=read_requirements('extras.txt')),
         license='Apache License 2.0',
         zip_safe=False)

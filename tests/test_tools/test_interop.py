@@ -149,3 +149,48 @@ def test_stage1_loads_ssd_and_freezes_backbone_and_extras(data_cwd, tmp_path):
                  and k.endswith('weight')
                  and not torch.equal(before[k], after[k])]
         assert moved, prefix
+
+
+def test_everyday_mmdet_tools_through_mim_run(trained_tiny, data_cwd,
+                                              tmp_path):
+    """MMDetection's own analyze_logs and confusion_matrix work on our
+    work dirs and configs through `mim run mmdet ...` (README "Tools")."""
+    scalars = next(trained_tiny.glob('*/vis_data/scalars.json'))
+    run([MIM, 'run', 'mmdet', 'analyze_logs', 'plot_curve', scalars,
+         '--keys', 'loss', '--out', tmp_path / 'loss.png'], cwd=data_cwd)
+    assert (tmp_path / 'loss.png').stat().st_size > 1000
+    dets = tmp_path / 'dets.pkl'
+    run([PYTHON, osp.join(TOOLS, 'test.py'), TINY,
+         trained_tiny / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
+         '--out', dets], cwd=data_cwd)
+    run([MIM, 'run', 'mmdet', 'confusion_matrix', TINY, dets,
+         tmp_path / 'cm'], cwd=data_cwd)
+    assert (tmp_path / 'cm' / 'confusion_matrix.png').stat().st_size > 1000
+
+
+def test_det_inferencer_on_an_image_folder(trained_tiny, data_cwd, tmp_path):
+    from mmdet.apis import DetInferencer
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    src = data_cwd / 'data/synthetic/VOCdevkit/VOC2007/JPEGImages'
+    for name in sorted(p.name for p in src.glob('*.jpg'))[:3]:
+        (folder / name).write_bytes((src / name).read_bytes())
+    inferencer = DetInferencer(model=TINY, weights=str(
+        trained_tiny / 'epoch_2.pth'), device='cpu')
+    out = inferencer(str(folder), out_dir=str(tmp_path / 'out'),
+                     pred_score_thr=0.0)
+    assert len(out['predictions']) == 3
+    assert len(list((tmp_path / 'out' / 'vis').glob('*.jpg'))) == 3
+
+
+def test_tensorboard_backend_is_one_option(data_cwd, tmp_path):
+    """The README's opt-in: one --cfg-options line switches the scalars
+    to TensorBoard (MMEngine's DictAction cannot append a dict to a list,
+    so it replaces the local JSON backend)."""
+    work = tmp_path / 'tb'
+    run([PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', work,
+         '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+         'visualizer.vis_backends.0.type=TensorboardVisBackend'],
+        cwd=data_cwd)
+    events = list(work.glob('*/vis_data/events.out.tfevents.*'))
+    assert events and events[0].stat().st_size > 0
