@@ -115,8 +115,8 @@ def check_voc(data_root: str, ann_file: str, sub_data_root: str,
                 continue
             bnd = obj.find('bndbox')
             try:
-                # VOC is 1-based; VOCDataset subtracts 1 from xmin/ymin
-                box = [float(bnd.findtext(k)) - (1 if k[1] == 'm' else 0)
+                # VOC is 1-based; VOCDataset subtracts 1 from every value
+                box = [float(bnd.findtext(k)) - 1
                        for k in ('xmin', 'ymin', 'xmax', 'ymax')]
             except (AttributeError, TypeError, ValueError):
                 problems.append(Problem('error', xml, f'object {i} ({name}) '

@@ -78,3 +78,36 @@ def test_tool_finds_the_synthetic_sets_ratios(tmp_path):
         assert 0 < cov['all']['matched'] <= 1
     assert 'model = dict(bbox_head=dict(anchor_generator=dict(ratios=' in \
         proc.stdout
+
+
+def test_tool_reads_coco_layouts_too(tmp_path):
+    """The same boxes through the COCO layout of the synthetic set."""
+    import importlib.util
+
+    from mmengine.config import Config
+
+    from mmdssd.datasets import (SYNTHETIC_CLASSES, SyntheticSpec,
+                                 generate_synthetic_dataset)
+    generate_synthetic_dataset(str(tmp_path), SyntheticSpec(
+        num_trainval=12, num_test=1, seed=4))
+    spec = importlib.util.spec_from_file_location(
+        'anchor_ratios_tool', osp.join(TOOLS, 'analysis_tools',
+                                       'anchor_ratios.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config.fromfile(osp.join(CONFIGS, 'synthetic',
+                                   'dssd_tiny_synthetic.py'))
+    voc_cfg = cfg.copy()
+    voc_cfg.train_dataloader.dataset.data_root = f'{tmp_path}/VOCdevkit/'
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    cfg.train_dataloader.dataset = dict(
+        type='CocoDataset', data_root=f'{tmp_path}/',
+        ann_file='annotations/instances_trainval.json',
+        data_prefix=dict(img='VOCdevkit/VOC2007/JPEGImages/'),
+        metainfo=dict(classes=SYNTHETIC_CLASSES),
+        filter_cfg=dict(filter_empty_gt=False), pipeline=pipeline)
+    coco, _ = tool.training_boxes(cfg)
+    voc, _ = tool.training_boxes(voc_cfg)
+    # VOCDataset subtracts 1 from the 1-based VOC values: the same boxes
+    assert sum(len(b) for b in coco) == sum(len(b) for b in voc) > 0
+    assert torch.allclose(torch.cat(coco), torch.cat(voc), atol=1e-4)
