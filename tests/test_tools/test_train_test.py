@@ -17,6 +17,28 @@ def test_train_writes_checkpoints_and_evaluates(trained_tiny):
                       weights_only=True)
     assert ckpt['meta']['epoch'] == 2
     assert any(k.startswith('neck.deconv_modules') for k in ckpt['state_dict'])
+    # ... and evaluates: the validation after each epoch logged metrics
+    log = next(trained_tiny.glob('*/*.log')).read_text()
+    assert len(re.findall(r'Epoch\(val\) \[\d+\]\[\d+/\d+\]\s+'
+                          r'pascal_voc/mAP: [0-9.]+', log)) == 2, log[-2000:]
+    assert 'coco/bbox_mAP_s: ' in log
+
+
+def test_num_classes_that_disagree_with_the_data_stop_training(data_cwd,
+                                                               tmp_path):
+    """MMDetection's NumClassCheckHook (kept in our runtime) names both
+    sides before the first iteration."""
+    proc = subprocess.run(
+        [PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir',
+         str(tmp_path), '--cfg-options', 'model.bbox_head.num_classes=4'],
+        cwd=data_cwd, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert re.search(r'num_classes` \(4\) in DSSDHead.*does not match.*'
+                     r'length of `classes` 5\) in VOCDataset', proc.stderr,
+                     re.S), \
+        proc.stderr[-2000:]
+    assert not list(tmp_path.glob('epoch_*.pth'))
 
 
 def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
