@@ -15,7 +15,6 @@ import argparse
 import glob
 import json
 import logging
-import os
 import os.path as osp
 import sys
 import time

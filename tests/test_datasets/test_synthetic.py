@@ -126,8 +126,8 @@ def test_no_two_classes_render_alike(spec):
 def test_ring_has_a_hole():
     """The centre of a ring is background; the centre of a circle is not."""
     for side in (8, 20, 60, 160):
-        ring, circle = _render('ring', side, side), _render('circle', side,
-                                                             side)
+        ring = _render('ring', side, side)
+        circle = _render('circle', side, side)
         c = side // 2 + 2
         assert not ring[c - 1:c + 1, c - 1:c + 1].any(), side
         assert circle[c - 1:c + 1, c - 1:c + 1].all(), side

@@ -101,7 +101,7 @@ def test_stage1_loads_ssd_and_freezes_backbone_and_extras(data_cwd, tmp_path):
         'train_cfg.val_interval=10'
     ], cwd=data_cwd)
     ssd = torch.load(ssd_dir / 'epoch_1.pth', map_location='cpu',
-                      weights_only=True)['state_dict']
+                     weights_only=True)['state_dict']
     stage1 = tmp_path / 'stage1'
     run([
         PYTHON, osp.join(TOOLS, 'train.py'),

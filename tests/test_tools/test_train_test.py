@@ -43,7 +43,7 @@ def test_num_classes_that_disagree_with_the_data_stop_training(data_cwd,
 
 def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
     before = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu',
-                      weights_only=True)
+                        weights_only=True)
     out = run([
         PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', trained_tiny,
         '--resume', trained_tiny / 'epoch_2.pth', '--cfg-options',
@@ -53,7 +53,7 @@ def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
     ], cwd=data_cwd)
     assert 'resumed epoch: 2' in out
     after = torch.load(trained_tiny / 'epoch_3.pth', map_location='cpu',
-                      weights_only=True)
+                       weights_only=True)
     assert after['meta']['iter'] > before['meta']['iter']
     assert after['meta']['epoch'] == 3
 

@@ -47,8 +47,9 @@ def training_boxes(cfg, max_images=None):
     pipeline = ds_cfg.get('pipeline', [])
     dataset = DATASETS.build(dict(ds_cfg, pipeline=[]))
     out = []
-    count = len(dataset) if max_images is None else min(max_images,
-                                                         len(dataset))
+    count = len(dataset)
+    if max_images is not None:
+        count = min(max_images, count)
     for i in range(count):
         info = dataset.get_data_info(i)
         fx, fy = resize_factors(pipeline, (info['width'], info['height']))

@@ -16,9 +16,8 @@ from ....conftest import CONFIGS, ROOT, TOOLS
 def test_kmeans_recovers_known_clusters():
     rng = np.random.default_rng(0)
     truth = [1.0, 1.6, 3.0]
-    ratios = np.concatenate([np.full(200, r) * np.exp(rng.normal(0, 0.02,
-                                                                  200))
-                             for r in truth])
+    ratios = np.concatenate(
+        [np.full(200, r) * np.exp(rng.normal(0, 0.02, 200)) for r in truth])
     flip = rng.random(len(ratios)) < 0.5  # both orientations
     w = np.where(flip, ratios, 1.0) * 20
     h = np.where(flip, 1.0, ratios) * 20
