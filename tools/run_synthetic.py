@@ -197,8 +197,10 @@ def main() -> None:
         fixed = (time.time() - start + 25 +  # start-up, drawing, plots
                  num_val * times['test_batch'] * times['test_batches'])
         try:
+            # 3% margin: iteration times wander a little during training
             epochs, images = fit_schedule(
-                args.minutes * 60, times['train_iter'], args.num_trainval,
+                args.minutes * 60 * 0.97, times['train_iter'],
+                args.num_trainval,
                 cfg.train_dataloader.batch_size, fixed_s=fixed)
         except ValueError as err:
             sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
