@@ -140,3 +140,7 @@ def test_ablation_two_stage_protocol_over_seeds(tmp_path):
     key = 'backbone.layer1.0.conv1.weight'
     assert torch.equal(ssd[key], dssd[key])
     assert any(k.startswith('neck.deconv_modules') for k in dssd)
+    # the README's picture: finished ablations side by side
+    run([PYTHON, osp.join(ANALYSIS, 'ablation.py'), '--combine', work,
+         '--out', tmp_path / 'combined.png'])
+    assert (tmp_path / 'combined.png').stat().st_size > 1000

@@ -25,6 +25,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Dict, List, Optional
 
@@ -70,6 +71,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/ablation')
     parser.add_argument('--no-benchmark', action='store_true',
                         help='skip params/FLOPs/latency')
+    parser.add_argument(
+        '--combine',
+        nargs='+',
+        metavar='WORK_DIR',
+        help='only draw the summaries of finished work dirs side by side '
+        'into --out')
+    parser.add_argument('--out', default='ablation.png',
+                        help='the picture of --combine')
     args = parser.parse_args(argv)
     if not args.configs:
         args.configs = sorted(glob.glob(osp.join(ABLATION, '*.py')))
@@ -313,7 +322,7 @@ def write_outputs(results: List[Dict], args) -> str:
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=30, ha='right')
     ax.set_ylabel('test metric (bars: mean; dots: seeds)')
-    ax.set_title(describe(args), fontsize=8)
+    ax.set_title(textwrap.fill(describe(args), 70), fontsize=8)
     ax.legend()
     fig.tight_layout()
     fig.savefig(osp.join(out, 'results.png'), dpi=100)
@@ -322,8 +331,49 @@ def write_outputs(results: List[Dict], args) -> str:
     return table
 
 
+def combine(work_dirs: List[str], out: str) -> str:
+    """One panel per finished ablation (its summary.json): COCO AP and
+    AP small per arm, bars at the mean, dots at the seeds."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    summaries = []
+    for work_dir in work_dirs:
+        with open(osp.join(work_dir, 'summary.json')) as f:
+            summaries.append(json.load(f))
+    fig, axes = plt.subplots(1, len(summaries), sharey=True,
+                             figsize=(3.6 * len(summaries), 4.2),
+                             squeeze=False)
+    for ax, summary in zip(axes[0], summaries):
+        rows = summary['rows']
+        xs = range(len(rows))
+        for offset, key, label in ((-0.2, 'coco_AP', 'COCO AP'),
+                                   (0.2, 'AP_small', 'AP small')):
+            ax.bar([x + offset for x in xs],
+                   [r[key]['mean'] for r in rows], width=0.4, label=label)
+            for x, r in zip(xs, rows):
+                ax.plot([x + offset] * len(r[key]['values']),
+                        r[key]['values'], 'k.', markersize=6)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([r['config'].replace('_synthetic', '').replace(
+            '_tiny', '') for r in rows], rotation=25, ha='right',
+                           fontsize=8)
+        ax.set_title(textwrap.fill(summary['protocol'].split(';')[0] + ';' +
+                                   summary['protocol'].split(';')[2], 40),
+                     fontsize=8)
+    axes[0][0].set_ylabel('test metric (bars: mean; dots: seeds)')
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     args = parse_args()
+    if args.combine:
+        print(combine(args.combine, args.out))
+        return
     import mmdssd  # noqa: F401
     from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
     spec = (SyntheticSpec() if args.spec == 'default' else
