@@ -2,6 +2,7 @@
 uninterrupted run of the same length ends (issue 13)."""
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import torch
 from ..conftest import PYTHON, ROOT, TINY, TOOLS, run
 
 OPTIONS = [
-    '--cfg-options', 'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
+    '--cfg-options', 'train_cfg.max_epochs=3', 'train_cfg.val_interval=3',
     'default_hooks.checkpoint.interval=1',
     'default_hooks.checkpoint.max_keep_ckpts=5', 'randomness.seed=0',
     'randomness.deterministic=True'
@@ -30,6 +31,14 @@ def _max_diff(a, b):
     assert sa.keys() == sb.keys()
     return max((sa[k].double() - sb[k].double()).abs().max().item()
                for k in sa if sa[k].is_floating_point())
+
+
+def _final_metrics(work_dir):
+    logs = sorted(work_dir.glob('*/*.log'))
+    found = re.findall(r'Epoch\(val\) \[3\]\[\d+/\d+\]\s+(.*?)\s+data_time',
+                       logs[-1].read_text())
+    assert found, logs[-1]
+    return found[-1]
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(data_cwd, tmp_path):
@@ -52,6 +61,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(data_cwd, tmp_path):
     out = run(_train(killed, data_cwd, '--resume'), cwd=data_cwd)
     assert 'resumed epoch: ' in out
     assert _max_diff(whole / 'epoch_3.pth', killed / 'epoch_3.pth') <= 1e-6
+    # and the same metrics at the end (the validation after epoch 3)
+    assert _final_metrics(whole) == _final_metrics(killed)
 
     # the same resume without the random states does not replay the run:
     # the test can tell the difference
