@@ -1,7 +1,8 @@
 import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+
+from .utils import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -17,9 +18,7 @@ class ChannelsLastHook(Hook):
     priority = 'VERY_HIGH'
 
     def _convert(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        model.to(memory_format=torch.channels_last)
+        unwrapped_model(runner).to(memory_format=torch.channels_last)
 
     def before_train(self, runner) -> None:
         self._convert(runner)

@@ -1,7 +1,8 @@
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from .utils import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -18,17 +19,18 @@ class FreezeNormHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    @staticmethod
-    def _norms(runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        return [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    def __init__(self) -> None:
+        self._norms = []
 
     def before_train(self, runner) -> None:
-        for norm in self._norms(runner):
+        self._norms = [
+            m for m in unwrapped_model(runner).modules()
+            if isinstance(m, _BatchNorm)
+        ]
+        for norm in self._norms:
             norm.requires_grad_(False)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        for norm in self._norms(runner):
+        for norm in self._norms:
             norm.eval()

@@ -1,8 +1,8 @@
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ...models.utils import fuse_bn
+from .utils import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -16,7 +16,6 @@ class FuseConvBNHook(Hook):
     priority = 'LOWEST'
 
     def before_test(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         model.eval()
         fuse_bn(model)
