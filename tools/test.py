@@ -1,4 +1,11 @@
-"""Test (evaluate) a checkpoint (MMDetection's tools/test.py + mmdssd)."""
+"""Test (evaluate) a checkpoint (MMDetection's tools/test.py + mmdssd).
+
+    python tools/test.py CONFIG CHECKPOINT.pth     # PyTorch
+    python tools/test.py CONFIG MODEL.onnx         # exported model, ONNX Runtime
+
+An ``.onnx`` file written by tools/deployment/export_onnx.py is evaluated
+with the same dataloader and metrics, run by ONNX Runtime on the CPU.
+"""
 import argparse
 import os.path as osp
 
@@ -14,7 +21,8 @@ from mmdssd.utils.cli import add_common_args, load_config
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     add_common_args(parser)
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or an exported .onnx model')
     parser.add_argument(
         '--out', help='dump predictions to this pickle file (.pkl)')
     parser.add_argument(
@@ -31,7 +39,17 @@ def main() -> None:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
+    if args.checkpoint.endswith('.onnx'):
+        if args.fuse_conv_bn:
+            raise ValueError('--fuse-conv-bn: an exported model has its BN '
+                             'folded already (export_onnx.py --no-fold-bn '
+                             'keeps it)')
+        from mmdssd.deployment import init_onnx_detector, onnx_model_cfg
+        init_onnx_detector(cfg, args.checkpoint)  # input size must match
+        cfg.model = onnx_model_cfg(args.checkpoint)
+        cfg.load_from = None
+    else:
+        cfg.load_from = args.checkpoint
     if args.show_dir:
         vis = cfg.default_hooks.visualization
         vis.draw = True

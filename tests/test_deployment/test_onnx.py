@@ -1,0 +1,213 @@
+"""ONNX export + ONNX Runtime: same detections and metrics as PyTorch."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('onnxruntime')
+
+from mmdet.registry import MODELS  # noqa: E402
+from mmdet.structures import DetDataSample  # noqa: E402
+
+from mmdssd.deployment import (UnsupportedExportError,  # noqa: E402
+                               export_onnx, init_onnx_detector,
+                               make_session, read_metadata)
+from mmdssd.deployment.verify import (compare_with_pytorch,  # noqa: E402
+                                      first_test_images)
+from mmdssd.utils.cli import config_without_download  # noqa: E402
+
+from ..conftest import PYTHON, TINY, TOOLS, run  # noqa: E402
+from ..test_tools.test_train_test import _metrics  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def exported_tiny(trained_tiny, tmp_path_factory):
+    """The trained tiny DSSD exported through the tool, with --verify."""
+    out = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
+    log = run([
+        PYTHON,
+        osp.join(TOOLS, 'deployment', 'export_onnx.py'), TINY,
+        trained_tiny / 'epoch_2.pth', out, '--verify', '8'
+    ], cwd=trained_tiny.parent.parent)
+    assert 'equal: 8 images' in log, log[-3000:]
+    return out
+
+
+def _tiny_cfg(data_cwd):
+    cfg = config_without_download(TINY)
+    root = osp.join(str(data_cwd), 'data', 'synthetic') + '/'
+    cfg.test_dataloader.dataset.data_root = root
+    cfg.test_dataloader.dataset.ann_file = 'annotations/instances_test.json'
+    return cfg
+
+
+def test_export_gives_pytorch_detections(exported_tiny, trained_tiny,
+                                         data_cwd):
+    """Every test image: same number of detections, same labels, boxes to
+    1e-3 relative, against the unfolded PyTorch model; and the detections
+    are not trivially empty."""
+    cfg = _tiny_cfg(data_cwd)
+    images = first_test_images(cfg, 8)
+    report = compare_with_pytorch(cfg, str(trained_tiny / 'epoch_2.pth'),
+                                  str(exported_tiny), images=images)
+    assert report.equal, str(report)
+    assert report.num_images == 8 and report.num_dets > 0
+    meta = read_metadata(str(exported_tiny))
+    assert meta['input_size'] == [256, 256]
+    assert meta['classes'] == ['circle', 'square', 'triangle', 'cross', 'ring']
+
+
+def test_dynamic_batch_gives_per_image_results(exported_tiny):
+    """A batch of 3 gives each image the detections it gets alone."""
+    session = make_session(str(exported_tiny))
+    rng = np.random.default_rng(0)
+    images = (rng.random((3, 3, 256, 256)) * 255).astype(np.float32)
+    dets, labels = session.run(None, dict(images=images))
+    assert dets.shape == (3, 200, 5) and labels.shape == (3, 200)
+    for i in range(3):
+        one_dets, one_labels = session.run(None,
+                                           dict(images=images[i:i + 1]))
+        np.testing.assert_array_equal(one_labels[0], labels[i])
+        np.testing.assert_allclose(one_dets[0], dets[i], rtol=1e-4,
+                                   atol=1e-3)
+
+
+def test_runtime_evaluation_equals_pytorch(exported_tiny, trained_tiny,
+                                           data_cwd, tmp_path):
+    """tools/test.py on the .onnx gives PyTorch's VOC mAP and COCO AP."""
+    torch_out = run([
+        PYTHON, osp.join(TOOLS, 'test.py'), TINY,
+        trained_tiny / 'epoch_2.pth', '--work-dir', tmp_path / 'pt'
+    ], cwd=data_cwd)
+    onnx_out = run([
+        PYTHON, osp.join(TOOLS, 'test.py'), TINY, exported_tiny,
+        '--work-dir', tmp_path / 'ort'
+    ], cwd=data_cwd)
+    ref, got = _metrics(torch_out), _metrics(onnx_out)
+    assert set(ref) == set(got) == {'pascal_voc/mAP', 'coco/bbox_mAP'}
+    for key in ref:
+        assert abs(ref[key] - got[key]) <= 1e-3, (key, ref, got)
+
+
+def test_inference_api_returns_det_data_samples(exported_tiny, data_cwd):
+    """mmdet's inference_detector and visualiser take the ONNX model."""
+    from mmdet.apis import inference_detector
+    from mmdet.visualization import DetLocalVisualizer
+    cfg = _tiny_cfg(data_cwd)
+    model = init_onnx_detector(cfg, str(exported_tiny))
+    image = first_test_images(cfg, 1)[0]
+    result = inference_detector(model, image)
+    assert isinstance(result, DetDataSample)
+    pred = result.pred_instances
+    assert len(pred) > 0 and pred.bboxes.shape[1] == 4
+    assert pred.labels.min() >= 0 and pred.labels.max() < 5
+    # boxes are in the original image, not the 256 x 256 input
+    import mmcv
+    img = mmcv.imread(image)
+    height, width = img.shape[:2]
+    assert (height, width) != (256, 256)
+    assert float(pred.bboxes[:, 0::2].max()) <= width + 1e-3
+    assert float(pred.bboxes[:, 1::2].max()) <= height + 1e-3
+    assert float(pred.bboxes[:, 0::2].max()) > 256 or float(
+        pred.bboxes[:, 1::2].max()) > 256  # rescaled up from 256
+    vis = DetLocalVisualizer()
+    vis.dataset_meta = model.dataset_meta
+    vis.add_datasample('x', mmcv.bgr2rgb(img), result, draw_gt=False,
+                       pred_score_thr=0.0)
+    assert vis.get_image().shape == img.shape
+
+
+def test_runtime_refuses_wrong_input_size(exported_tiny, data_cwd):
+    from mmdssd.deployment import ONNXRuntimeDetector
+    model = ONNXRuntimeDetector(str(exported_tiny))
+    with pytest.raises(ValueError, match=r'exported for \(256, 256\)'):
+        model(torch.zeros(1, 3, 320, 320))
+    cfg = _tiny_cfg(data_cwd)
+    cfg.test_dataloader.dataset.pipeline[1].scale = (320, 320)
+    with pytest.raises(ValueError, match='resizes to'):
+        init_onnx_detector(cfg, str(exported_tiny))
+
+
+def test_export_refuses_unsupported_configs(tmp_path):
+    out = str(tmp_path / 'x.onnx')
+    cfg = config_without_download(TINY)
+    cfg.model.test_cfg.nms = dict(type='soft_nms', iou_threshold=0.45)
+    with pytest.raises(UnsupportedExportError,
+                       match=r"model.test_cfg.nms.type='soft_nms'"):
+        export_onnx(cfg, None, out)
+    cfg = config_without_download(TINY)
+    cfg.test_dataloader.dataset.pipeline[1].keep_ratio = True
+    with pytest.raises(UnsupportedExportError, match='keep_ratio=True'):
+        export_onnx(cfg, None, out)
+    assert not osp.exists(out)
+
+
+@MODELS.register_module(force=True)
+class _ResNetWithDeformConv(torch.nn.Module):
+    """A backbone with an mmcv op ONNX Runtime does not have."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        from mmcv.ops import DeformConv2dPack
+        self.resnet = MODELS.build(dict(type='ResNet', **kwargs))
+        self.dcn = DeformConv2dPack(64, 64, 3, padding=1)
+
+    def init_weights(self) -> None:
+        pass
+
+    def forward(self, x):
+        outs = list(self.resnet(x))
+        outs[0] = self.dcn(outs[0])
+        return tuple(outs)
+
+
+def test_export_names_an_operator_the_runtime_lacks(tmp_path):
+    cfg = config_without_download(TINY)
+    cfg.model.backbone.type = _ResNetWithDeformConv.__name__
+    out = tmp_path / 'dcn.onnx'
+    with pytest.raises(UnsupportedExportError, match='mmcv::'):
+        export_onnx(cfg, None, str(out))
+    assert not list(tmp_path.iterdir())  # no partial file left behind
+
+
+def test_export_keeps_an_existing_file(exported_tiny, trained_tiny):
+    before = osp.getmtime(exported_tiny)
+    with pytest.raises(FileExistsError, match='not overwriting'):
+        export_onnx(TINY, str(trained_tiny / 'epoch_2.pth'),
+                    str(exported_tiny))
+    assert osp.getmtime(exported_tiny) == before
+
+
+def test_stock_ssd300_exports_and_matches_its_network(tmp_path):
+    """Stock MMDetection SSD300 (random weights scaled down so scores are
+    not saturated ties): the exported graph's detections equal PyTorch's
+    predict on the same input."""
+    from mmdssd.deployment import build_detector
+    from mmdssd.deployment.verify import compare_results
+    torch.manual_seed(0)
+    cfg = config_without_download('mmdet::ssd/ssd300_coco.py')
+    model, _ = build_detector(cfg, None, fold_bn=False)
+    with torch.no_grad():
+        for conv in model.bbox_head.cls_convs.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.weight.mul_(0.01)
+    ckpt = tmp_path / 'ssd300.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    out = export_onnx(cfg, str(ckpt), str(tmp_path / 'ssd300.onnx'))
+    x = torch.rand(2, 3, 300, 300) * 255
+    samples = [
+        DetDataSample(
+            metainfo=dict(img_shape=(300, 300), ori_shape=(300, 300),
+                          scale_factor=(1.0, 1.0))) for _ in range(2)
+    ]
+    with torch.no_grad():
+        data = model.data_preprocessor(
+            dict(inputs=list(x), data_samples=samples), False)
+        ref = model.predict(data['inputs'], data['data_samples'])
+    dets, labels = make_session(out).run(None, dict(images=x.numpy()))
+    from mmdssd.deployment import ONNXRuntimeDetector
+    got = [ONNXRuntimeDetector.to_instances(d, l) for d, l in zip(dets, labels)]
+    report = compare_results(got, [r.pred_instances for r in ref])
+    assert report.equal, str(report)
+    assert report.num_dets > 0
