@@ -69,6 +69,7 @@ if __name__ == '__main__':
         extras_require=dict(
             torch=read_requirements('torch.txt'),
             tests=read_requirements('tests.txt'),
-            extras=read_requirements('extras.txt')),
+            extras=read_requirements('extras.txt'),
+            deploy=read_requirements('deploy.txt')),
         license='Apache License 2.0',
         zip_safe=False)

@@ -45,7 +45,8 @@ else
 fi
 
 # 3. runtime + mim (without opendatalab/openxlab, which downgrade setuptools/requests/rich).
-"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/extras.txt
+"${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/extras.txt \
+    -r requirements/deploy.txt
 "${PIP[@]}" --no-deps openmim==0.3.9
 
 # 4. mmdssd itself: a regular (non-editable) install so mim finds

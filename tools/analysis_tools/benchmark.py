@@ -6,13 +6,23 @@
 Each config runs in its own process (so peak memory is its own) with random
 weights. Prints a markdown table where every time is also a ratio to the
 first config of the run, and writes the JSON.
+
+    python tools/analysis_tools/benchmark.py CONFIGS... --deploy
+
+times eager PyTorch against the exported model under ONNX Runtime instead
+(batch 1 and 8, and image file to detections; alternating calls, medians,
+deployed/eager ratios). ``--deploy-variants`` adds, for the first config,
+the other things one could try: channels-last, BN folding, torch.compile,
+ONNX Runtime optimisation levels and thread counts.
 """
 import argparse
 import json
 import subprocess
 import sys
 
-from mmdssd.benchmark import benchmark_config, format_table
+from mmdssd.benchmark import (benchmark_config, benchmark_deployed,
+                              benchmark_variants, format_deploy_table,
+                              format_table)
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,9 +35,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--train-steps', type=int, default=3)
     parser.add_argument('--fuse-conv-bn', action='store_true')
     parser.add_argument('--no-flops', action='store_true')
+    parser.add_argument('--deploy', action='store_true',
+                        help='eager PyTorch vs ONNX Runtime')
+    parser.add_argument('--batch-sizes', type=int, nargs='+',
+                        default=[1, 8], help='with --deploy')
+    parser.add_argument('--deploy-variants', action='store_true',
+                        help='with --deploy: also try the alternatives on '
+                        'the first config')
     parser.add_argument('--out', default=None, help='JSON output file')
-    parser.add_argument('--in-process', action='store_true',
-                        help=argparse.SUPPRESS)
+    parser.add_argument('--in-process', nargs='?', const='config',
+                        default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -41,10 +58,22 @@ def main() -> None:
         train_steps=args.train_steps,
         fuse_conv_bn=args.fuse_conv_bn,
         flops=not args.no_flops)
+    if args.deploy:
+        kwargs = dict(warmup=args.warmup, repeat=args.repeat)
+        if args.in_process == 'variants':
+            result = benchmark_variants(args.configs[0], **kwargs)
+        else:
+            result = benchmark_deployed(
+                args.configs[0], batch_sizes=args.batch_sizes, **kwargs)
+        if args.in_process:
+            print('RESULT ' + json.dumps(result))
+            return
     if args.in_process:
         print('RESULT ' + json.dumps(benchmark_config(args.configs[0],
                                                       **kwargs)))
         return
+    if args.deploy:
+        return deploy_main(args)
     results = []
     for name in args.configs:
         cmd = [
@@ -57,20 +86,56 @@ def main() -> None:
         cmd += ['--device', args.device] if args.device else []
         cmd += ['--fuse-conv-bn'] if args.fuse_conv_bn else []
         cmd += ['--no-flops'] if args.no_flops else []
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [
-            line for line in proc.stdout.splitlines()
-            if line.startswith('RESULT ')
-        ]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f'benchmark of {name} failed:\n'
-                               f'{proc.stderr[-3000:]}')
-        results.append(json.loads(lines[-1][len('RESULT '):]))
-        print(f'measured {name}', file=sys.stderr)
+        results.append(_run(cmd, name))
     print(format_table(results))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
+
+
+def _run(cmd: list, name: str) -> dict:
+    """Run one measurement in its own process; its RESULT line."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [
+        line for line in proc.stdout.splitlines()
+        if line.startswith('RESULT ')
+    ]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'benchmark of {name} failed:\n'
+                           f'{proc.stderr[-3000:]}')
+    print(f'measured {name}', file=sys.stderr)
+    return json.loads(lines[-1][len('RESULT '):])
+
+
+def deploy_main(args: argparse.Namespace) -> None:
+    common = [
+        '--deploy', '--warmup',
+        str(args.warmup), '--repeat',
+        str(args.repeat), '--batch-sizes'
+    ] + [str(b) for b in args.batch_sizes]
+    results = [
+        _run([sys.executable, __file__, name, '--in-process'] + common, name)
+        for name in args.configs
+    ]
+    print(format_deploy_table(results))
+    out = dict(results=results)
+    if args.deploy_variants:
+        variants = _run([
+            sys.executable, __file__, args.configs[0], '--in-process',
+            'variants'
+        ] + common, args.configs[0] + ' (variants)')
+        base = variants['eager']
+        print(f'\nbatch 1, {args.configs[0]}: what else was tried')
+        print('| variant | median s | ratio to eager |\n|---|---|---|')
+        for key, value in variants.items():
+            if isinstance(value, float):
+                print(f'| {key} | {value:.3f} | {value / base:.2f}x |')
+            else:
+                print(f'| {key} | failed: {value} | - |')
+        out['variants'] = variants
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(out, f, indent=2)
 
 
 if __name__ == '__main__':
