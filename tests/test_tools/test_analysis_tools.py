@@ -39,6 +39,31 @@ def test_benchmark_table_and_json(tmp_path):
     assert results[1]['params'] != results[0]['params']
 
 
+def test_benchmark_deploy_columns_and_variants(tmp_path):
+    """--deploy: eager and ONNX Runtime medians per batch size and image to
+    detections, ratios in the same run; --deploy-variants lists the
+    alternatives with their ratios to eager."""
+    out_json = tmp_path / 'deploy.json'
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'benchmark.py'),
+        osp.join(SYN, 'dssd_tiny_synthetic.py'), '--deploy', '--repeat', '1',
+        '--warmup', '0', '--batch-sizes', '1', '2', '--deploy-variants',
+        '--out', out_json
+    ])
+    rows = [line for line in out.splitlines() if line.startswith('| ')]
+    assert 'eager b2 s | ONNX RT b2 s' in rows[0]
+    assert len(re.findall(r'[0-9.]+x \|', rows[1])) == 3  # b1, b2, e2e
+    data = json.loads(out_json.read_text())
+    (result, ) = data['results']
+    for key in ('eager_b1', 'onnx_b1', 'eager_b2', 'onnx_b2', 'e2e_eager',
+                'e2e_onnx'):
+        assert result[key] > 0, key
+    variants = data['variants']
+    assert {'eager', 'eager channels_last', 'eager BN folded'} <= set(variants)
+    assert any(k.startswith('ONNX RT all') for k in variants)
+    assert '| eager | ' in out and '| 1.00x |' in out
+
+
 def test_batch_norm_share_measures_bn_and_folding_removes_it():
     import torch
 
