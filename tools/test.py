@@ -44,8 +44,8 @@ def main() -> None:
             raise ValueError('--fuse-conv-bn: an exported model has its BN '
                              'folded already (export_onnx.py --no-fold-bn '
                              'keeps it)')
-        from mmdssd.deployment import init_onnx_detector, onnx_model_cfg
-        init_onnx_detector(cfg, args.checkpoint)  # input size must match
+        from mmdssd.deployment import check_input_size, onnx_model_cfg
+        check_input_size(cfg, args.checkpoint)
         cfg.model = onnx_model_cfg(args.checkpoint)
         cfg.load_from = None
     else:

@@ -155,7 +155,6 @@ class EndToEndDetector(nn.Module):
             dummy = torch.zeros(1, 3, *self.input_size)
             sizes = [f.shape[-2:] for f in head(detector.extract_feat(dummy))[0]]
         priors = head.prior_generator.grid_priors(sizes, device='cpu')
-        self.num_levels = len(priors)
         for i, p in enumerate(priors):
             self.register_buffer(f'priors_{i}', p.float())
         # candidates per level after nms_pre; a plain int, because NMS's

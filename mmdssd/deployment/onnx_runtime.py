@@ -141,18 +141,24 @@ def onnx_model_cfg(onnx_file: str, **kwargs) -> dict:
     return dict(type='ONNXRuntimeDetector', onnx_file=onnx_file, **kwargs)
 
 
-def init_onnx_detector(config: Union[str, Config], onnx_file: str,
-                       **kwargs) -> ONNXRuntimeDetector:
-    """Like ``mmdet.apis.init_detector``, for an exported model: the
-    result works with ``mmdet.apis.inference_detector`` and
-    ``DetLocalVisualizer``. ``config`` supplies the test pipeline."""
-    cfg = as_config(config)
+def check_input_size(cfg: Config, onnx_file: str) -> None:
+    """Refuse a config whose test pipeline resizes to another size than
+    the one ``onnx_file`` was exported for."""
     meta = read_metadata(onnx_file)
     if list(input_size_of(cfg)) != list(meta['input_size']):
         raise ValueError(
             f'{onnx_file} was exported for input {meta["input_size"]} (h, '
             f'w); the test pipeline of {cfg.filename} resizes to '
             f'{list(input_size_of(cfg))}')
+
+
+def init_onnx_detector(config: Union[str, Config], onnx_file: str,
+                       **kwargs) -> ONNXRuntimeDetector:
+    """Like ``mmdet.apis.init_detector``, for an exported model: the
+    result works with ``mmdet.apis.inference_detector`` and
+    ``DetLocalVisualizer``. ``config`` supplies the test pipeline."""
+    cfg = as_config(config)
+    check_input_size(cfg, onnx_file)
     model = ONNXRuntimeDetector(onnx_file, **kwargs)
     model.cfg = cfg
     model.eval()
