@@ -1,7 +1,7 @@
 """Test (evaluate) a checkpoint (MMDetection's tools/test.py + mmdssd).
 
     python tools/test.py CONFIG CHECKPOINT.pth     # PyTorch
-    python tools/test.py CONFIG MODEL.onnx         # exported model, ONNX Runtime
+    python tools/test.py CONFIG MODEL.onnx         # exported, ONNX Runtime
 
 An ``.onnx`` file written by tools/deployment/export_onnx.py is evaluated
 with the same dataloader and metrics, run by ONNX Runtime on the CPU.

@@ -153,7 +153,8 @@ class EndToEndDetector(nn.Module):
                           if coder.add_ctr_clamp else None)
         with torch.no_grad():
             dummy = torch.zeros(1, 3, *self.input_size)
-            sizes = [f.shape[-2:] for f in head(detector.extract_feat(dummy))[0]]
+            cls_maps = head(detector.extract_feat(dummy))[0]
+            sizes = [f.shape[-2:] for f in cls_maps]
         priors = head.prior_generator.grid_priors(sizes, device='cpu')
         for i, p in enumerate(priors):
             self.register_buffer(f'priors_{i}', p.float())

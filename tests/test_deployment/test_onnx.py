@@ -207,7 +207,9 @@ def test_stock_ssd300_exports_and_matches_its_network(tmp_path):
         ref = model.predict(data['inputs'], data['data_samples'])
     dets, labels = make_session(out).run(None, dict(images=x.numpy()))
     from mmdssd.deployment import ONNXRuntimeDetector
-    got = [ONNXRuntimeDetector.to_instances(d, l) for d, l in zip(dets, labels)]
+    got = [
+        ONNXRuntimeDetector.to_instances(d, l) for d, l in zip(dets, labels)
+    ]
     report = compare_results(got, [r.pred_instances for r in ref])
     assert report.equal, str(report)
     assert report.num_dets > 0
