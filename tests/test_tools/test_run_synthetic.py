@@ -23,7 +23,8 @@ def test_one_epoch_smoke_run(tmp_path):
     assert summary['num_trainval'] == 16
     for key in ('pascal_voc/mAP', 'coco/bbox_mAP', 'coco/bbox_mAP_s'):
         assert 0 <= summary['metrics'][key] <= 1, key
-    # the validation after the epoch and the final test, with wall times
+    # the validation after the last epoch is the final test, with its wall
+    # time
     final = summary['timeline'][-1]
     assert final['final'] and final['seconds'] > 0
     assert final['pascal_voc/mAP'] == pytest.approx(
