@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 
 import pytest
+from mmengine.config import Config
 
 from ..conftest import PYTHON, ROOT, TOOLS, run
 
@@ -16,7 +17,7 @@ def test_one_epoch_smoke_run(tmp_path):
     out = run([
         PYTHON, SCRIPT, '--epochs', '1', '--num-trainval', '16',
         '--num-vis', '2', '--data-root', tmp_path / 'data', '--work-dir',
-        work
+        work, '--cfg-options', 'optim_wrapper.optimizer.weight_decay=0.125'
     ], cwd=tmp_path)
     summary = json.loads((work / 'summary.json').read_text())
     assert summary['epochs'] == 1 and summary['iterations'] == 2
@@ -29,6 +30,9 @@ def test_one_epoch_smoke_run(tmp_path):
     assert final['final'] and final['seconds'] > 0
     assert final['pascal_voc/mAP'] == pytest.approx(
         summary['metrics']['pascal_voc/mAP'], abs=1e-4)
+    # --cfg-options reached the run (MMEngine dumps the config it ran)
+    ran = Config.fromfile(work / 'dssd_main_job_synthetic.py')
+    assert ran.optim_wrapper.optimizer.weight_decay == 0.125
     for name in ('epoch_1.pth', 'curves.png', 'detections.jpg'):
         assert (work / name).stat().st_size > 0, name
     # what the user reads: the progress line, the table, where things went
