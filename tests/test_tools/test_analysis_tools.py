@@ -169,3 +169,26 @@ def test_ablation_two_stage_protocol_over_seeds(tmp_path):
     run([PYTHON, osp.join(ANALYSIS, 'ablation.py'), '--combine', work,
          '--out', tmp_path / 'combined.png'])
     assert (tmp_path / 'combined.png').stat().st_size > 1000
+
+
+def test_train_step_variants_prints_every_variant(tmp_path):
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    generate_synthetic_dataset(str(tmp_path / 'data'),
+                               SyntheticSpec(num_trainval=16, num_test=8))
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), '--data-root',
+        tmp_path / 'data', '--rounds', '1', '--steps', '1'
+    ])
+    names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4')
+    rows = {
+        fields[0]: fields
+        for fields in map(str.split, out.splitlines())
+        if fields and fields[0] in names
+    }
+    assert len(rows) == 5, out
+    assert rows['job'][3] == '1.00x'  # the reference
+    for name, row in rows.items():
+        per_step, per_image = float(row[1]), float(row[2])
+        batch = 4 if name == 'batch-4' else 8
+        assert per_step > 0 and per_image == pytest.approx(
+            per_step / batch, abs=1e-3), name
