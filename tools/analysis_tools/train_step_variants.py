@@ -1,6 +1,7 @@
 """Time the main job's training step against variants, side by side.
 
-    python tools/analysis_tools/train_step_variants.py [--rounds 6] [--steps 10]
+    python tools/analysis_tools/train_step_variants.py [--rounds 6] \
+        [--steps 10]
 
 Builds the main job's model (configs/synthetic/dssd_main_job_synthetic.py,
 channels-last as the job runs it) once per variant, then runs the variants'
