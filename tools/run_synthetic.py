@@ -3,14 +3,16 @@
     python tools/run_synthetic.py [--minutes 10] [--epochs N] [--seed 0]
         [--cfg-options KEY=VALUE ...]
 
-Generates the synthetic set (seeded, seconds), fits the schedule to the
-time budget (``--minutes``: it times a few training iterations on this
-machine first; ``--epochs`` fixes the length instead), trains
+Generates the synthetic set (seeded, seconds), fits the number of
+iterations to the time budget (``--minutes``: it times a few training
+iterations on this machine first, then refits the length from the step
+times of the run itself, see TimeBudgetHook; ``--epochs`` fixes the length
+instead), trains
 configs/synthetic/dssd_main_job_synthetic.py on the CPU with a progress line,
 evaluates on the test split (VOC 11-point mAP@0.5 and COCO AP with
 small/medium/large), keeps the checkpoint, draws detections on a few test
 images into one grid picture, plots the loss and mAP curves (against
-epochs and wall time), and prints the metrics and where it all went.
+iterations and wall time), and prints the metrics and where it all went.
 """
 import argparse
 import glob
@@ -26,13 +28,16 @@ from mmengine.hooks import Hook
 import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
                              point_cfg_at_synthetic)
-from mmdssd.utils.cli import set_max_epochs
+from mmdssd.utils.cli import set_max_iters
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Training images generated for the job (the default SyntheticSpec has 240;
 # the test split is the same whatever this is). README "The main job" has
 # the measurements behind the choice.
 NUM_TRAINVAL = 2000
+# seconds of the budget kept after training: drawing and plots (~1 s),
+# imports before the clock starts and the exit (~5 s), and a margin
+END_RESERVE_S = 15
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,15 +52,16 @@ def parse_args() -> argparse.Namespace:
         '--minutes',
         type=float,
         default=10.0,
-        help='wall-time budget of the whole job; the number of epochs is '
-        'fitted to it on this machine (default: 10)')
+        help='wall-time budget of the whole job; the number of iterations '
+        'is fitted to it on this machine (default: 10)')
     parser.add_argument('--epochs', type=int, default=None,
-                        help='train exactly this many epochs instead')
+                        help='train exactly this many passes over the '
+                        'training images instead')
     parser.add_argument('--num-trainval', type=int, default=NUM_TRAINVAL,
                         help='synthetic training images to generate')
     parser.add_argument('--val-interval', type=int, default=None,
-                        help='epochs between validations (default: about '
-                        '6 validations per run)')
+                        help='iterations between validations (default: '
+                        'about 6 validations per run)')
     parser.add_argument('--num-vis', type=int, default=6,
                         help='test images drawn into the grid picture')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -76,7 +82,7 @@ def parse_args() -> argparse.Namespace:
 
 
 class Timeline(Hook):
-    """Records (seconds since the job started, epoch, metrics) after
+    """Records (seconds since the job started, iteration, metrics) after
     every validation: the mAP-vs-wall-time record of the job."""
 
     priority = 'LOW'
@@ -88,7 +94,7 @@ class Timeline(Hook):
     def after_val_epoch(self, runner, metrics=None) -> None:
         self.points.append(
             dict(seconds=round(time.time() - self.start, 1),
-                 epoch=runner.epoch,
+                 iter=runner.iter,
                  **{k: float(v) for k, v in (metrics or {}).items()}))
 
 
@@ -180,8 +186,8 @@ def main() -> None:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    from mmdssd.engine import ChannelsLastHook, ProgressHook
-    from mmdssd.utils.time_budget import fit_schedule, measure_step_times
+    from mmdssd.engine import ChannelsLastHook, ProgressHook, TimeBudgetHook
+    from mmdssd.utils.time_budget import fit_iterations, measure_step_times
     args = parse_args()
     start = time.time()
     spec = SyntheticSpec(num_trainval=args.num_trainval)
@@ -193,40 +199,40 @@ def main() -> None:
     cfg.work_dir = osp.abspath(args.work_dir)
     cfg.randomness = dict(seed=args.seed)
 
-    train_set = cfg.train_dataloader.dataset
+    batch = cfg.train_dataloader.batch_size
+    num_val = 6  # validations (the last one is the final test)
+    budget_hook = None
     if args.epochs is None:
         print(f'[main job] timing a few training iterations to fit '
               f'{args.minutes:g} minutes ...', flush=True)
         logger = MMLogger.get_current_instance()
         level = logger.level
         logger.setLevel(logging.WARNING)  # init_weights is chatty
-        # 8 timed steps (after 2 untimed): 4 once read 0.79 s for a 0.44 s step
+        # 8 timed steps (after 2 untimed) per input size: 4 once read 0.79 s
+        # for a 0.44 s step
         times = measure_step_times(cfg, train_iters=8, channels_last=True)
         logger.setLevel(level)
-        num_val = 6  # validations (the last one is the final test)
-        # start-up (imports ~6 s, before `start`), drawing and plots: 15 s;
         # a validation costs about twice its timed batches (the metrics,
         # and a young model's many boxes: 2-5 s vs 2.2 s estimated here)
-        fixed = (time.time() - start + 15 +
-                 2 * num_val * times['test_batch'] * times['test_batches'])
+        val_s = 2 * times['test_batch'] * times['test_batches']
+        # training and its validations end by the deadline; the rest of the
+        # job (drawing, plots, imports before `start`, exit) takes ~6 s
+        deadline = start + args.minutes * 60 - END_RESERVE_S
         try:
-            # no margin beyond the reserves above: with a 6% (4%) margin
-            # on top, runs ended 59 s (67 s) early here (README)
-            epochs, images = fit_schedule(
-                args.minutes * 60, times['train_iter'],
-                args.num_trainval,
-                cfg.train_dataloader.batch_size, fixed_s=fixed)
+            iters = fit_iterations(
+                deadline - time.time(), times['train_iter'],
+                fixed_s=num_val * val_s)
         except ValueError as err:
             sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
-        train_set.indices = images
+        # the estimate is refitted from the step times of the run itself
+        budget_hook = TimeBudgetHook(
+            deadline, val_s=val_s, phase_costs=times['phase_train_iters'])
         print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
-              f'-> {epochs} epochs over {images} of the {args.num_trainval} '
-              f'training images', flush=True)
+              f'-> about {iters} iterations (refitted as it trains)',
+              flush=True)
     else:
-        epochs = args.epochs
-    set_max_epochs(cfg, epochs)
-    cfg.train_cfg.val_interval = args.val_interval or max(1, epochs // 6)
-    cfg.default_hooks.checkpoint.interval = epochs
+        iters = args.epochs * max(args.num_trainval // batch, 1)
+    set_max_iters(cfg, iters, args.val_interval or max(1, iters // num_val))
     cfg.default_hooks.logger.interval = 50
 
     runner = Runner.from_cfg(cfg)
@@ -234,11 +240,13 @@ def main() -> None:
     runner.register_hook(timeline)
     runner.register_hook(ProgressHook(interval=10))
     runner.register_hook(ChannelsLastHook())  # 1.07x faster steps here
+    if budget_hook is not None:
+        runner.register_hook(budget_hook)
     runner.train()
     train_s = time.time() - start
     if (cfg.val_dataloader == cfg.test_dataloader
             and cfg.val_evaluator == cfg.test_evaluator):
-        # MMEngine validates after the last epoch: with the same split and
+        # MMEngine validates after the last iteration: with the same split and
         # metrics that validation is the final test (runner.test() would
         # repeat it, ~4 s of the budget)
         final = timeline.points[-1]
@@ -247,9 +255,9 @@ def main() -> None:
     else:
         metrics = runner.test()
         timeline.points.append(
-            dict(seconds=round(time.time() - start, 1), epoch=epochs,
+            dict(seconds=round(time.time() - start, 1), iter=runner.iter,
                  final=True, **{k: float(v) for k, v in metrics.items()}))
-    checkpoint = osp.join(cfg.work_dir, f'epoch_{epochs}.pth')
+    checkpoint = osp.join(cfg.work_dir, f'iter_{runner.iter}.pth')
 
     curve = plot_curves(cfg.work_dir, timeline.points,
                         osp.join(cfg.work_dir, 'curves.png'))
@@ -265,10 +273,10 @@ def main() -> None:
                            args.score_thr)
     summary = dict(
         config=args.config,
-        epochs=epochs,
         iterations=runner.iter,
         num_trainval=args.num_trainval,
-        images_per_epoch=train_set.get('indices') or args.num_trainval,
+        passes=round(runner.iter * batch / args.num_trainval, 2),
+        refits=budget_hook.refits if budget_hook else [],
         seed=args.seed,
         train_with_val_seconds=round(train_s, 1),
         total_seconds=round(time.time() - start, 1),
@@ -287,8 +295,9 @@ def main() -> None:
     print(f'detections  : {grid} ({len(images)} test images, score >= '
           f'{args.score_thr})')
     print(f'summary     : {osp.join(cfg.work_dir, "summary.json")}')
-    print(f'time        : {summary["total_seconds"]} s ({epochs} epochs, '
-          f'{runner.iter} iterations)')
+    print(f'time        : {summary["total_seconds"]} s ({runner.iter} '
+          f'iterations, {summary["passes"]:g} passes over the training '
+          'images)')
 
 
 if __name__ == '__main__':

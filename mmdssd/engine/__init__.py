@@ -1,9 +1,9 @@
 from .hooks import (ChannelsLastHook, FreezeNormHook, FuseConvBNHook,
                     InvalidLossError, ProgressHook, RngStateHook,
-                    StopOnInvalidLossHook)
+                    StopOnInvalidLossHook, TimeBudgetHook)
 
 __all__ = [
     'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
     'InvalidLossError', 'ProgressHook', 'RngStateHook',
-    'StopOnInvalidLossHook'
+    'StopOnInvalidLossHook', 'TimeBudgetHook'
 ]

@@ -1,10 +1,23 @@
-"""Fit an epoch-based schedule to a wall-time budget on this machine."""
+"""Fit a training schedule to a wall-time budget on this machine."""
 import copy
 import math
 import time
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import MessageHub
+
+
+def _input_size_phases(model) -> List[Tuple[float, Optional[float]]]:
+    """``(start, end)`` fractions of training with one input size each:
+    the phases of a :class:`ProgressiveResize` batch augment, or one
+    ``(0.0, None)`` phase (no schedule)."""
+    from mmdssd.models.data_preprocessors import ProgressiveResize
+    for aug in getattr(model.data_preprocessor, 'batch_augments', None) or []:
+        if isinstance(aug, ProgressiveResize):
+            starts = [0.0] + [until for until, _ in aug.phases]
+            return list(zip(starts, starts[1:] + [1.0]))
+    return [(0.0, None)]
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
@@ -26,6 +39,11 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         channels_last (bool): Time the model in channels-last memory
             format (as :class:`ChannelsLastHook` runs it). Defaults to
             False.
+
+    With a :class:`ProgressiveResize` batch augment, each of its phases
+    (input sizes) is timed with ``train_iters`` steps and ``train_iter``
+    is their mean weighted by the phases' lengths (``phase_train_iters``
+    holds each).
 
     Returns:
         dict: ``train_iter`` and ``test_batch`` in seconds, and
@@ -61,41 +79,52 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         return times
 
     model.train()
-    times = timed(train_loader, lambda b: model.train_step(b, optim),
-                  warmup + train_iters)[warmup:]
-    train_iter = sorted(times)[len(times) // 2]
+    phases = _input_size_phases(model)
+    hub = MessageHub.get_current_instance()
+    saved = {k: hub.get_info(k) for k in ('iter', 'max_iters')}
+    phase_times = []
+    try:
+        for start_frac, end_frac in phases:
+            if end_frac is not None:  # time the step as it runs there
+                hub.update_info('max_iters', 1000)
+                hub.update_info('iter', int(start_frac * 1000))
+            times = timed(train_loader, lambda b: model.train_step(b, optim),
+                          warmup + train_iters)[warmup:]
+            phase_times.append(sorted(times)[len(times) // 2])
+    finally:  # leave the hub as it was
+        for key, value in saved.items():
+            if value is None:
+                hub.pop_info(key, None)
+            else:
+                hub.update_info(key, value)
+    if len(phases) == 1:
+        train_iter = phase_times[0]
+    else:  # the mean over training, each phase weighted by its length
+        bounds = [s for s, _ in phases] + [1.0]
+        train_iter = sum((bounds[i + 1] - bounds[i]) * t
+                         for i, t in enumerate(phase_times))
     model.eval()
     with torch.no_grad():
         test_times = timed(test_loader, model.test_step,
                            min(2, len(test_loader)))
     return dict(
         train_iter=train_iter,
+        phase_train_iters=phase_times,
         test_batch=min(test_times),
         iters_per_epoch=len(train_loader),
         test_batches=len(test_loader))
 
 
-def fit_schedule(budget_s: float, train_iter_s: float, num_images: int,
-                 batch_size: int, fixed_s: float = 0.0) -> Tuple[int, int]:
-    """Epochs and images per epoch that fill ``budget_s`` seconds.
-
-    The iterations that fit are ``(budget_s - fixed_s) / train_iter_s``;
-    they are spread over as few passes over the data as possible (each
-    pass over all ``num_images`` while they last), so a fast machine sees
-    the data more often and a slow one sees fewer images per pass instead
-    of a schedule cut short.
+def fit_iterations(budget_s: float, train_iter_s: float,
+                   fixed_s: float = 0.0) -> int:
+    """Training iterations that fill ``budget_s`` seconds:
+    ``(budget_s - fixed_s) / train_iter_s``, rounded down.
 
     Args:
-        budget_s (float): Wall time for everything.
+        budget_s (float): Wall time for training and what else is counted
+            in ``fixed_s``.
         train_iter_s (float): Seconds per training iteration.
-        num_images (int): Training images available.
-        batch_size (int): Images per iteration.
-        fixed_s (float): Time spent outside training (data generation,
-            validations, the final test, drawing, start-up).
-
-    Returns:
-        tuple[int, int]: ``(epochs, images)``: train ``epochs`` epochs over
-        the first ``images`` images (a multiple of ``batch_size``).
+        fixed_s (float): Time spent outside training steps (validations).
 
     Raises:
         ValueError: If the budget cannot hold one iteration.
@@ -106,7 +135,4 @@ def fit_schedule(budget_s: float, train_iter_s: float, num_images: int,
             f'a budget of {budget_s:.0f} s holds no iteration: one takes '
             f'~{train_iter_s:.2f} s here and the rest of the job '
             f'~{fixed_s:.0f} s; give more minutes')
-    full = max(num_images // batch_size, 1)
-    epochs = max(1, math.ceil(iters / full))
-    per_epoch = max(1, min(full, iters // epochs))
-    return epochs, per_epoch * batch_size
+    return iters

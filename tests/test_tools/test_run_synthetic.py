@@ -20,8 +20,9 @@ def test_one_epoch_smoke_run(tmp_path):
         work, '--cfg-options', 'optim_wrapper.optimizer.weight_decay=0.125'
     ], cwd=tmp_path)
     summary = json.loads((work / 'summary.json').read_text())
-    assert summary['epochs'] == 1 and summary['iterations'] == 2
+    assert summary['iterations'] == 2 and summary['passes'] == 1
     assert summary['num_trainval'] == 16
+    assert summary['refits'] == []  # --epochs: no time budget to fit
     for key in ('pascal_voc/mAP', 'coco/bbox_mAP', 'coco/bbox_mAP_s'):
         assert 0 <= summary['metrics'][key] <= 1, key
     # the validation after the last epoch is the final test, with its wall
@@ -33,12 +34,14 @@ def test_one_epoch_smoke_run(tmp_path):
     # --cfg-options reached the run (MMEngine dumps the config it ran)
     ran = Config.fromfile(work / 'dssd_main_job_synthetic.py')
     assert ran.optim_wrapper.optimizer.weight_decay == 0.125
-    for name in ('epoch_1.pth', 'curves.png', 'detections.jpg'):
+    for name in ('iter_2.pth', 'curves.png', 'detections.jpg'):
         assert (work / name).stat().st_size > 0, name
     # what the user reads: the progress line, the table, where things went
-    assert 'iter 2/2 epoch 1/1' in out and 'ETA' in out
+    progress = [ln for ln in out.splitlines() if 'iter 2/2' in ln]
+    assert progress and 'ETA' in progress[-1]
+    assert 'epoch' not in progress[-1]  # an iteration loop has none
     assert 'VOC mAP@0.5 (11-point)' in out and 'COCO AP small' in out
-    for path in ('epoch_1.pth', 'curves.png', 'detections.jpg',
+    for path in ('iter_2.pth', 'curves.png', 'detections.jpg',
                  'summary.json'):
         assert str(work / path) in out, path
 
@@ -55,15 +58,25 @@ def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
     assert not (tmp_path / 'job' / 'summary.json').exists()
 
 
-def test_fit_schedule():
-    from mmdssd.utils.time_budget import fit_schedule
-    # 1000 iterations fit: 4 passes over 2000 images at batch 8
-    assert fit_schedule(590, 0.5, 2000, 8, fixed_s=90) == (4, 2000)
-    # a machine twice as slow: 500 iterations, 2 passes
-    assert fit_schedule(590, 1.0, 2000, 8, fixed_s=90) == (2, 2000)
-    # 1300 iterations: 6 passes of 216 iterations (1728 images)
-    assert fit_schedule(740, 0.5, 2000, 8, fixed_s=90) == (6, 1728)
-    # fewer iterations than one pass: one pass over fewer images
-    assert fit_schedule(100, 0.5, 2000, 8) == (1, 1600)
+def test_fit_iterations():
+    from mmdssd.utils.time_budget import fit_iterations
+    assert fit_iterations(590, 0.5, fixed_s=90) == 1000
+    assert fit_iterations(590, 0.3, fixed_s=90) == 1666  # rounded down
     with pytest.raises(ValueError, match='holds no iteration'):
-        fit_schedule(60, 0.5, 2000, 8, fixed_s=60)
+        fit_iterations(60, 0.5, fixed_s=60)
+
+
+def test_step_times_per_input_size_phase(synthetic_root):
+    """The main job's progressive resizing is timed phase by phase, and
+    the model trains at every one of its input sizes."""
+    from mmdssd.datasets import point_cfg_at_synthetic
+    from mmdssd.utils.time_budget import measure_step_times
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_main_job_synthetic.py'))
+    point_cfg_at_synthetic(cfg, synthetic_root)
+    times = measure_step_times(cfg, train_iters=1, warmup=0)
+    phases = times['phase_train_iters']
+    assert len(phases) == 3 and all(t > 0 for t in phases)
+    # the mean over the run, each phase by its length (1/2, 1/4, 1/4)
+    assert times['train_iter'] == pytest.approx(
+        0.5 * phases[0] + 0.25 * phases[1] + 0.25 * phases[2])

@@ -4,9 +4,10 @@ from .fuse_conv_bn_hook import FuseConvBNHook
 from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
 from .progress_hook import ProgressHook
 from .rng_state_hook import RngStateHook
+from .time_budget_hook import TimeBudgetHook
 
 __all__ = [
     'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
     'InvalidLossError', 'ProgressHook', 'RngStateHook',
-    'StopOnInvalidLossHook'
+    'StopOnInvalidLossHook', 'TimeBudgetHook'
 ]

@@ -4,6 +4,7 @@ from typing import Optional, TextIO
 
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
+from mmengine.runner import IterBasedTrainLoop
 
 
 def format_seconds(seconds: float) -> str:
@@ -23,7 +24,9 @@ class ProgressHook(Hook):
     On a terminal the line is redrawn in place; in a log file it is
     printed every ``interval`` iterations. The ETA extrapolates the mean
     speed since the start of this run (validation time included, as it
-    recurs).
+    recurs); a run fitted to a deadline by :class:`TimeBudgetHook` (the
+    message hub's ``train_deadline``) counts down to it instead. The
+    epoch is shown for epoch-based loops only.
 
     Args:
         interval (int): Iterations between updates. Defaults to 10.
@@ -53,17 +56,28 @@ class ProgressHook(Hook):
         self._start = time.perf_counter()
         self._start_iter = runner.iter
 
-    def line(self, done: int, total: int, epoch: int, max_epochs: int,
-             loss: Optional[float] = None) -> str:
-        """The progress line after ``done`` of ``total`` iterations."""
+    def line(self,
+             done: int,
+             total: int,
+             epoch: Optional[int] = None,
+             max_epochs: Optional[int] = None,
+             loss: Optional[float] = None,
+             eta_s: Optional[float] = None) -> str:
+        """The progress line after ``done`` of ``total`` iterations (and
+        ``epoch`` of ``max_epochs``, if given). The ETA is ``eta_s`` if
+        given, else extrapolated from the mean speed."""
         total = max(total, 1)
         elapsed = time.perf_counter() - self._start
         rate = (done - self._start_iter) / max(elapsed, 1e-9)
-        eta = format_seconds((total - done) / rate) if rate > 0 else '?'
+        if eta_s is not None:
+            eta = format_seconds(eta_s)
+        else:
+            eta = format_seconds((total - done) / rate) if rate > 0 else '?'
         filled = int(self.width * done / total)
         bar = '#' * filled + '.' * (self.width - filled)
-        text = (f'[{bar}] {100 * done / total:3.0f}% iter {done}/{total} '
-                f'epoch {epoch}/{max_epochs}')
+        text = f'[{bar}] {100 * done / total:3.0f}% iter {done}/{total}'
+        if epoch is not None:
+            text += f' epoch {epoch}/{max_epochs}'
         if loss is not None:
             text += f' loss {loss:.3f}'
         return text + f' | {format_seconds(elapsed)} elapsed, ETA {eta}'
@@ -78,8 +92,16 @@ class ProgressHook(Hook):
             return
         loss = float(outputs['loss']) if outputs and 'loss' in outputs \
             else None
-        line = self.line(done, runner.max_iters, runner.epoch + 1,
-                         runner.max_epochs, loss)
+        epoch = max_epochs = None
+        if not isinstance(getattr(runner, 'train_loop', None),
+                          IterBasedTrainLoop):
+            epoch, max_epochs = runner.epoch + 1, runner.max_epochs
+        # a run fitted to a deadline (TimeBudgetHook) ends then
+        hub = getattr(runner, 'message_hub', None)
+        deadline = hub.get_info('train_deadline') if hub else None
+        eta_s = deadline - time.time() if deadline else None
+        line = self.line(done, runner.max_iters, epoch, max_epochs, loss,
+                         eta_s)
         out = self._out()
         out.write('\r' + line if out.isatty() else line + '\n')
         out.flush()

@@ -1,0 +1,3 @@
+from .progressive_resize import ProgressiveResize
+
+__all__ = ['ProgressiveResize']

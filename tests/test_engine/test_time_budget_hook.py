@@ -1,0 +1,133 @@
+import time
+import types
+import uuid
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import CosineAnnealingLR, LinearLR
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+from mmdssd.engine import TimeBudgetHook
+from mmdssd.models.data_preprocessors import ProgressiveResize
+
+
+def _runner(max_iters=1000, val_interval=1000, phases=None):
+    """What the hook touches of a runner: an IterBasedTrainLoop (built
+    without a dataloader), the schedulers, the hub and the model's batch
+    augments."""
+    loop = IterBasedTrainLoop.__new__(IterBasedTrainLoop)
+    loop._max_iters = max_iters
+    loop.val_interval = val_interval
+    optim = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    warmup = LinearLR(optim, start_factor=0.1, by_epoch=False, begin=0,
+                      end=60)
+    cosine = CosineAnnealingLR(optim, by_epoch=False, begin=0,
+                               end=max_iters, T_max=max_iters)
+    augs = [ProgressiveResize(phases=phases)] if phases else None
+    model = types.SimpleNamespace(
+        data_preprocessor=types.SimpleNamespace(batch_augments=augs))
+    hub = MessageHub.get_instance(f'test_time_budget_{uuid.uuid4()}')
+    hub.update_info('max_iters', max_iters)
+    return types.SimpleNamespace(
+        train_loop=loop, param_schedulers=[warmup, cosine], model=model,
+        message_hub=hub, max_iters=max_iters), warmup, cosine
+
+
+def _measured(hook, runner, per_phase):
+    """Pretend each phase was measured at ``per_phase`` s per iteration."""
+    hook.before_train(runner)
+    for i, sec in enumerate(per_phase):
+        if sec is not None:
+            hook.sums[i], hook.counts[i] = 20 * sec, 20
+
+
+def test_refit_fills_the_time_left_and_moves_the_schedule():
+    runner, warmup, cosine = _runner(max_iters=1000)
+    # 100 s left at 0.1 s per iteration, 50 done: 1000 more
+    hook = TimeBudgetHook(deadline=time.time() + 100)
+    _measured(hook, runner, [0.1])
+    new = hook.refit(runner, done=50)
+    assert 1040 <= new <= 1050  # a little time passes in between
+    assert runner.train_loop.max_iters == new
+    assert runner.message_hub.get_info('max_iters') == new
+    assert cosine.end == new and cosine.T_max == new
+    assert warmup.end == 60  # the warm-up does not end with the run
+    assert runner.message_hub.get_info('train_deadline') == hook.deadline
+    assert hook.refits[-1]['max_iters'] == new
+
+
+def test_refit_shrinks_a_slow_run_and_counts_validations():
+    runner, _, cosine = _runner(max_iters=1000, val_interval=100)
+    # 60 s left at 0.2 s per iteration and 3 s per validation: n more
+    # iterations with about n / 100 validations -> ~250 more
+    hook = TimeBudgetHook(deadline=time.time() + 60, val_s=3.0)
+    _measured(hook, runner, [0.2])
+    new = hook.refit(runner, done=100)
+    left = new - 100
+    assert left * 0.2 + (new // 100 - 1 + (new % 100 > 0)) * 3 <= 60
+    assert 230 <= left <= 260
+    assert cosine.end == new
+    # a measured validation replaces the estimate
+    hook.val_times.append(10.0)
+    assert hook.predict_seconds(100, 400, 100, [0.2]) == pytest.approx(
+        300 * 0.2 + 3 * 10.0)
+
+
+def test_phases_ahead_are_scaled_and_never_entered_backwards():
+    phases = ((0.5, 192), (0.75, 224))
+    runner, _, _ = _runner(max_iters=1000, phases=phases)
+    # relative costs 1 : 2 : 4; phase 0 measured at 0.2 s (predicted 1)
+    hook = TimeBudgetHook(deadline=time.time() + 1e6,
+                          phase_costs=[1.0, 2.0, 4.0])
+    _measured(hook, runner, [0.2, None, None])
+    assert hook.seconds_per_iter() == pytest.approx([0.2, 0.4, 0.8])
+    # iteration 600 is in phase 1 (0.5 <= 600 / 1000 < 0.75): however much
+    # time is left, the refit keeps it there (600 / n >= 0.5 -> n <= 1200)
+    hook.counts[1], hook.sums[1] = 20, 20 * 0.4
+    assert hook.refit(runner, done=600) == 1200
+    # and with no time left it ends as early as phase 1 allows (n > 800)
+    hook.deadline = time.time()
+    assert hook.refit(runner, done=600) == 801
+
+
+def test_default_phase_costs_grow_with_the_input_side():
+    runner, _, _ = _runner(phases=((0.5, 128), ))
+    hook = TimeBudgetHook(deadline=time.time() + 10)
+    hook.before_train(runner)
+    assert len(hook.phase_costs) == 2
+    assert hook.phase_costs[0] < hook.phase_costs[1]
+
+
+def test_needs_an_iteration_loop_and_matching_costs():
+    runner, _, _ = _runner(phases=((0.5, 128), ))
+    with pytest.raises(ValueError, match='phase_costs has 3 entries'):
+        TimeBudgetHook(deadline=0, phase_costs=[1, 2, 3]).before_train(
+            runner)
+    runner.train_loop = EpochBasedTrainLoop.__new__(EpochBasedTrainLoop)
+    with pytest.raises(TypeError, match='IterBasedTrainLoop'):
+        TimeBudgetHook(deadline=0).before_train(runner)
+    with pytest.raises(ValueError, match='interval'):
+        TimeBudgetHook(deadline=0, interval=0)
+
+
+def test_after_train_iter_measures_steps_without_validations():
+    runner, _, _ = _runner(max_iters=1000)
+    hook = TimeBudgetHook(deadline=time.time() + 100, interval=10**6)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    for it in range(3):
+        runner.iter = it
+        time.sleep(0.01)
+        hook.after_train_iter(runner, it)
+    hook.before_val_epoch(runner)
+    time.sleep(0.2)
+    hook.after_val_epoch(runner)
+    runner.iter = 3
+    time.sleep(0.01)
+    hook.after_train_iter(runner, 3)
+    # iterations 1-3 counted (the first carries one-off costs), the 0.2 s
+    # validation in none of them
+    assert hook.counts[0] == 3
+    assert hook.sums[0] < 0.15
+    assert len(hook.val_times) == 1 and hook.val_times[0] >= 0.2
