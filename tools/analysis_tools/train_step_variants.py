@@ -13,7 +13,10 @@ seconds per step and per image and the ratio to the job's own setting:
 - ``adamw-unfused``: AdamW's default (per-parameter) implementation;
 - ``bf16-autocast``: forward and loss under CPU bfloat16 autocast;
 - ``1-worker``: loading in one worker process (``num_workers=1``);
-- ``batch-4``: batch 4 (compare per image).
+- ``batch-4``: batch 4 (compare per image);
+- ``input-224``, ``input-192``: the training images resized to 224 / 192
+  instead of 256 (the sizes of the job's progressive-resizing phases; the
+  job itself is timed at 256, its last phase).
 
 Needs the synthetic set (``tools/run_synthetic.py`` or
 ``tools/misc/gen_synthetic_data.py`` writes it). Time nothing else beside it.
@@ -24,7 +27,8 @@ import os.path as osp
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4')
+VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4',
+            'input-224', 'input-192')
 
 
 def main() -> None:
@@ -64,6 +68,11 @@ def main() -> None:
             loader_cfg.persistent_workers = True
         if name == 'batch-4':
             loader_cfg.batch_size = 4
+        if name.startswith('input-'):
+            side = int(name.split('-')[1])
+            for t in loader_cfg.dataset.pipeline:
+                if t['type'] == 'Resize':
+                    t['scale'] = (side, side)
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
         model.init_weights()
