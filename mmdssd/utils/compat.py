@@ -23,7 +23,8 @@ def _history_buffer_getattr(obj: object, name: str) -> object:
     """
     from mmengine.logging.history_buffer import HistoryBuffer
     # the built-in statistics, plus any registered with register_statistics
-    known = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    known = {'min', 'max', 'current', 'mean',
+             *HistoryBuffer._statistics_methods}
     if obj is HistoryBuffer and name in known:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
