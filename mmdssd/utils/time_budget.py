@@ -2,22 +2,10 @@
 import copy
 import math
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict
 
 from mmengine.config import Config
 from mmengine.logging import MessageHub
-
-
-def _input_size_phases(model) -> List[Tuple[float, Optional[float]]]:
-    """``(start, end)`` fractions of training with one input size each:
-    the phases of a :class:`ProgressiveResize` batch augment, or one
-    ``(0.0, None)`` phase (no schedule)."""
-    from mmdssd.models.data_preprocessors import ProgressiveResize
-    for aug in getattr(model.data_preprocessor, 'batch_augments', None) or []:
-        if isinstance(aug, ProgressiveResize):
-            starts = [0.0] + [until for until, _ in aug.phases]
-            return list(zip(starts, starts[1:] + [1.0]))
-    return [(0.0, None)]
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
@@ -55,6 +43,8 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
+    from mmdssd.models.data_preprocessors import ProgressiveResize
+
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg = copy.deepcopy(cfg)
     model = MODELS.build(cfg.model)
@@ -79,13 +69,17 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         return times
 
     model.train()
-    phases = _input_size_phases(model)
+    # input-size phases (ProgressiveResize): timed one by one, at the
+    # point of training where they start; without one, a single phase
+    resize = ProgressiveResize.of(model)
+    ends = resize.boundaries if resize else [1.0]
+    starts = [0.0] + ends[:-1]
     hub = MessageHub.get_current_instance()
     saved = {k: hub.get_info(k) for k in ('iter', 'max_iters')}
     phase_times = []
     try:
-        for start_frac, end_frac in phases:
-            if end_frac is not None:  # time the step as it runs there
+        for start_frac in starts:
+            if resize is not None:
                 hub.update_info('max_iters', 1000)
                 hub.update_info('iter', int(start_frac * 1000))
             times = timed(train_loader, lambda b: model.train_step(b, optim),
@@ -97,12 +91,9 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
                 hub.pop_info(key, None)
             else:
                 hub.update_info(key, value)
-    if len(phases) == 1:
-        train_iter = phase_times[0]
-    else:  # the mean over training, each phase weighted by its length
-        bounds = [s for s, _ in phases] + [1.0]
-        train_iter = sum((bounds[i + 1] - bounds[i]) * t
-                         for i, t in enumerate(phase_times))
+    # the mean over training, each phase weighted by its length
+    train_iter = sum((end - start) * t
+                     for start, end, t in zip(starts, ends, phase_times))
     model.eval()
     with torch.no_grad():
         test_times = timed(test_loader, model.test_step,

@@ -74,17 +74,11 @@ class TimeBudgetHook(Hook):
                 f"'IterBasedTrainLoop'), got "
                 f'{type(runner.train_loop).__name__}')
         from mmdssd.models.data_preprocessors import ProgressiveResize
-        self.resize = None
-        model = getattr(runner.model, 'module', runner.model)
-        for aug in getattr(model.data_preprocessor, 'batch_augments',
-                           None) or []:
-            if isinstance(aug, ProgressiveResize):
-                self.resize = aug
-        untils = [u for u, _ in self.resize.phases] if self.resize else []
-        self.untils = untils + [1.0]
+        resize = ProgressiveResize.of(runner.model)
+        self.untils = resize.boundaries if resize else [1.0]
         num = len(self.untils)
         if self.phase_costs is None:
-            sides = [s for _, s in self.resize.phases] if self.resize else []
+            sides = [s for _, s in resize.phases] if resize else []
             full = max(sides, default=1) * 1.25  # unknown: any > last
             self.phase_costs = [s * s for s in sides] + [full * full]
         if len(self.phase_costs) != num:

@@ -70,6 +70,21 @@ class ProgressiveResize(BatchSyncRandomResize):
         self.phases: List[Tuple[float, int]] = [(float(u), int(s))
                                                 for u, s in phases]
 
+    @property
+    def boundaries(self) -> List[float]:
+        """Where each input-size phase ends, as fractions of training: one
+        per ``phases`` entry, then 1.0 for the pipeline-size phase."""
+        return [until for until, _ in self.phases] + [1.0]
+
+    @staticmethod
+    def of(model) -> Optional['ProgressiveResize']:
+        """The ``ProgressiveResize`` among ``model``'s batch augments (a
+        wrapped model's too), or None."""
+        model = getattr(model, 'module', model)
+        augs = getattr(model.data_preprocessor, 'batch_augments', None)
+        found = [a for a in augs or [] if isinstance(a, ProgressiveResize)]
+        return found[0] if found else None
+
     def size_at(self, progress: float) -> Optional[int]:
         """The longer side at ``progress`` (fraction of training), or None
         for the pipeline's own size."""

@@ -63,6 +63,19 @@ def test_keeps_aspect_ratio_to_size_divisor(hub):
     assert inputs.shape[-2:] == (160, 192)
 
 
+def test_found_on_a_model_with_its_boundaries():
+    import types
+    pre = DetDataPreprocessor(batch_augments=[
+        dict(type='ProgressiveResize', phases=((0.5, 192), (0.75, 224)))
+    ])
+    model = types.SimpleNamespace(data_preprocessor=pre)
+    aug = ProgressiveResize.of(types.SimpleNamespace(module=model))
+    assert aug is pre.batch_augments[0]
+    assert aug.boundaries == [0.5, 0.75, 1.0]
+    assert ProgressiveResize.of(
+        types.SimpleNamespace(data_preprocessor=DetDataPreprocessor())) is None
+
+
 def test_outside_training_leaves_the_batch(hub):
     aug = ProgressiveResize(phases=((0.5, 192), ))
     hub.pop_info('max_iters', None)
