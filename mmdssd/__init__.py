@@ -8,7 +8,7 @@ from .utils import compat as _compat
 
 _compat.apply_all()
 
-from . import datasets, deployment, engine, models  # noqa: E402,F401
+from . import datasets, deployment, engine, fileio, models  # noqa: E402,F401
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

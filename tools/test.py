@@ -14,7 +14,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdssd  # noqa: F401  (registers components, applies workarounds)
-from mmdssd.engine import FuseConvBNHook
+from mmdssd.datasets.check import config_classes
+from mmdssd.engine import (FuseConvBNHook, check_checkpoint_fits,
+                           load_checked_checkpoint)
 from mmdssd.utils.cli import add_common_args, load_config
 
 
@@ -44,11 +46,13 @@ def main() -> None:
             raise ValueError('--fuse-conv-bn: an exported model has its BN '
                              'folded already (export_onnx.py --no-fold-bn '
                              'keeps it)')
-        from mmdssd.deployment import check_input_size, onnx_model_cfg
-        check_input_size(cfg, args.checkpoint)
+        from mmdssd.deployment import check_onnx_fits, onnx_model_cfg
+        check_onnx_fits(cfg, args.checkpoint)
         cfg.model = onnx_model_cfg(args.checkpoint)
         cfg.load_from = None
+        ckpt = None
     else:
+        ckpt = load_checked_checkpoint(args.checkpoint)
         cfg.load_from = args.checkpoint
     if args.show_dir:
         vis = cfg.default_hooks.visualization
@@ -56,6 +60,9 @@ def main() -> None:
         vis.test_out_dir = args.show_dir
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    if ckpt is not None:
+        check_checkpoint_fits(ckpt, args.checkpoint, runner.model, cfg,
+                              config_classes(cfg, 'test'))
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')

@@ -5,11 +5,16 @@ Importing mmdssd registers its models and applies the stack workarounds
 distributed runs on CPU-only machines use gloo.
 """
 import argparse
+import logging
+from typing import Optional
 
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdssd  # noqa: F401  (registers components, applies workarounds)
+from mmdssd.engine import (find_resumable_checkpoint,
+                           load_checked_checkpoint, use_atomic_checkpoints)
 from mmdssd.utils.cli import add_common_args, load_config
 
 
@@ -32,6 +37,20 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint in ``work_dir``, saying which newer
+    files were skipped and why."""
+    path, skipped = find_resumable_checkpoint(work_dir)
+    for file, why in skipped:
+        print_log(f'--resume: skipped {file}: {why}', logger='current',
+                  level=logging.WARNING)
+    if path is None:
+        print_log(f'--resume: no complete checkpoint in {work_dir}; '
+                  'training from the start', logger='current',
+                  level=logging.WARNING)
+    return path
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_config(args)
@@ -50,11 +69,13 @@ def main() -> None:
                 'auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resumable_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     elif args.resume is not None:
+        load_checked_checkpoint(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
+    use_atomic_checkpoints(cfg)
     runner = (Runner.from_cfg(cfg)
               if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()

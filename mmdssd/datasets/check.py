@@ -235,3 +235,18 @@ def check_config_datasets(cfg, splits: Sequence[str] = ('train', 'val',
                 'note', f'{split}_dataloader', f'{ds.type} is not checked '
                 '(VOCDataset and CocoDataset are)'))
     return problems
+
+
+def config_classes(cfg, split: str = 'test') -> Optional[Tuple[str, ...]]:
+    """The class names a config's ``split`` dataset uses: its
+    ``metainfo.classes``, else its dataset type's default (None when
+    neither is known)."""
+    from mmdet.registry import DATASETS
+    for _, ds in _datasets(cfg, [split]):
+        classes = (ds.get('metainfo') or {}).get('classes')
+        if classes:
+            return tuple(classes)
+        dataset_type = DATASETS.get(ds.get('type', ''))
+        meta = getattr(dataset_type, 'METAINFO', None) or {}
+        return tuple(meta['classes']) if 'classes' in meta else None
+    return None

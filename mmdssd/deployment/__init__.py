@@ -6,12 +6,12 @@ they are imported only when used.
 """
 from .end_to_end import EndToEndDetector, UnsupportedExportError
 from .onnx_export import build_detector, export_onnx, input_size_of
-from .onnx_runtime import (ONNXRuntimeDetector, check_input_size,
+from .onnx_runtime import (ONNXRuntimeDetector, check_onnx_fits,
                            init_onnx_detector, make_session, onnx_model_cfg,
                            read_metadata)
 
 __all__ = [
     'EndToEndDetector', 'UnsupportedExportError', 'build_detector',
-    'export_onnx', 'input_size_of', 'ONNXRuntimeDetector', 'check_input_size',
+    'export_onnx', 'input_size_of', 'ONNXRuntimeDetector', 'check_onnx_fits',
     'init_onnx_detector', 'make_session', 'onnx_model_cfg', 'read_metadata'
 ]

@@ -99,6 +99,15 @@ def _classes(model, cfg: Config) -> list:
     return list(classes) if classes is not None else []
 
 
+def anchor_generator_of(cfg: Config) -> Optional[dict]:
+    """The head's default-box settings as plain JSON values (None for a
+    head without an anchor generator)."""
+    head = cfg.model.get('bbox_head') or {}
+    if 'anchor_generator' not in head:
+        return None
+    return json.loads(json.dumps(head.anchor_generator.to_dict()))
+
+
 def export_onnx(config: Union[str, Config],
                 checkpoint: Optional[str],
                 out_file: str,
@@ -171,6 +180,7 @@ def export_onnx(config: Union[str, Config],
         config=_config_name(config),
         input_size=list(input_size),
         classes=_classes(model, cfg),
+        anchor_generator=anchor_generator_of(cfg),
         max_per_img=wrapper.max_per_img,
         fold_bn=fold_bn)
     del graph.metadata_props[:]

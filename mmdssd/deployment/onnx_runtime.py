@@ -18,13 +18,17 @@ from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 
-from .onnx_export import as_config, input_size_of
+from .onnx_export import anchor_generator_of, as_config, input_size_of
 
 
 def read_metadata(onnx_file: str) -> dict:
     """The ``mmdssd`` metadata :func:`export_onnx` stored in the file."""
     import onnx
-    model = onnx.load(onnx_file, load_external_data=False)
+    try:
+        model = onnx.load(onnx_file, load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError, or an OSError
+        raise ValueError(f'{onnx_file}: not a readable ONNX model '
+                         f'({type(err).__name__}: {err})') from err
     for entry in model.metadata_props:
         if entry.key == 'mmdssd':
             return json.loads(entry.value)
@@ -141,15 +145,22 @@ def onnx_model_cfg(onnx_file: str, **kwargs) -> dict:
     return dict(type='ONNXRuntimeDetector', onnx_file=onnx_file, **kwargs)
 
 
-def check_input_size(cfg: Config, onnx_file: str) -> None:
-    """Refuse a config whose test pipeline resizes to another size than
-    the one ``onnx_file`` was exported for."""
+def check_onnx_fits(cfg: Config, onnx_file: str) -> None:
+    """Refuse a config other than the one ``onnx_file`` was exported from:
+    another test input size, other classes or other default boxes (the
+    boxes are compared where the file records them), naming both sides."""
+    from mmdssd.datasets.check import config_classes
     meta = read_metadata(onnx_file)
-    if list(input_size_of(cfg)) != list(meta['input_size']):
+    ours = dict(input_size=list(input_size_of(cfg)),
+                classes=list(config_classes(cfg, 'test') or []),
+                anchor_generator=anchor_generator_of(cfg))
+    wrong = [f'{key}: file {meta[key]}, config {value}'
+             for key, value in ours.items()
+             if meta.get(key) and value and meta[key] != value]
+    if wrong:
         raise ValueError(
-            f'{onnx_file} was exported for input {meta["input_size"]} (h, '
-            f'w); the test pipeline of {cfg.filename} resizes to '
-            f'{list(input_size_of(cfg))}')
+            f'{onnx_file} was exported from {meta.get("config")}, not for '
+            f'{cfg.filename}:\n  ' + '\n  '.join(wrong))
 
 
 def init_onnx_detector(config: Union[str, Config], onnx_file: str,
@@ -158,7 +169,7 @@ def init_onnx_detector(config: Union[str, Config], onnx_file: str,
     result works with ``mmdet.apis.inference_detector`` and
     ``DetLocalVisualizer``. ``config`` supplies the test pipeline."""
     cfg = as_config(config)
-    check_input_size(cfg, onnx_file)
+    check_onnx_fits(cfg, onnx_file)
     model = ONNXRuntimeDetector(onnx_file, **kwargs)
     model.cfg = cfg
     model.eval()

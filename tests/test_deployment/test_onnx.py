@@ -125,8 +125,31 @@ def test_runtime_refuses_wrong_input_size(exported_tiny, data_cwd):
         model(torch.zeros(1, 3, 320, 320))
     cfg = _tiny_cfg(data_cwd)
     cfg.test_dataloader.dataset.pipeline[1].scale = (320, 320)
-    with pytest.raises(ValueError, match='resizes to'):
+    with pytest.raises(ValueError, match=r'input_size: file \[256, 256\], '
+                       r'config \[320, 320\]'):
         init_onnx_detector(cfg, str(exported_tiny))
+
+
+def test_runtime_refuses_a_file_of_another_config(exported_tiny, data_cwd):
+    cfg = _tiny_cfg(data_cwd)
+    cfg.test_dataloader.dataset.metainfo.classes = ('a', 'b', 'c', 'd', 'e')
+    cfg.model.bbox_head.anchor_generator.ratios = [2]
+    with pytest.raises(ValueError) as info:
+        init_onnx_detector(cfg, str(exported_tiny))
+    message = str(info.value)
+    assert message.startswith(f'{exported_tiny} was exported from {TINY}')
+    assert ("classes: file ['circle', 'square', 'triangle', 'cross', "
+            "'ring'], config ['a', 'b', 'c', 'd', 'e']") in message
+    assert "'ratios': [1.6, 2, 3]" in message and "'ratios': [2]" in message
+
+
+def test_test_tool_names_a_corrupt_onnx_file(data_cwd, tmp_path):
+    corrupt = tmp_path / 'model.onnx'
+    corrupt.write_bytes(b'\x08\x07garbage' * 10)
+    with pytest.raises(AssertionError,
+                       match=f'{corrupt}: not a readable ONNX model'):
+        run([PYTHON, osp.join(TOOLS, 'test.py'), TINY, corrupt,
+             '--work-dir', tmp_path], cwd=data_cwd)
 
 
 def test_export_refuses_unsupported_configs(tmp_path):

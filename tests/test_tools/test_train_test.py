@@ -120,3 +120,40 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert '--amp: MMEngine' in proc.stderr and 'needs a GPU' in proc.stderr
+
+
+def _refused(cmd, cwd):
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    return proc.stderr
+
+
+def test_test_tool_names_a_broken_checkpoint(trained_tiny, data_cwd,
+                                             tmp_path):
+    broken = tmp_path / 'epoch_2.pth'
+    data = (trained_tiny / 'epoch_2.pth').read_bytes()
+    broken.write_bytes(data[:len(data) // 2])
+    err = _refused([PYTHON, osp.join(TOOLS, 'test.py'), TINY, broken,
+                    '--work-dir', tmp_path], data_cwd)
+    assert f'CheckpointError: {broken}: incomplete' in err, err[-2000:]
+
+
+def test_test_tool_refuses_a_checkpoint_of_other_classes_and_boxes(
+        trained_tiny, data_cwd, tmp_path):
+    """One error naming both sides, not a size-mismatch warning and an
+    evaluation of layers that were never loaded."""
+    ckpt = trained_tiny / 'epoch_2.pth'
+    err = _refused([
+        PYTHON, osp.join(TOOLS, 'test.py'), TINY, ckpt, '--work-dir',
+        tmp_path, '--cfg-options',
+        'test_dataloader.dataset.metainfo.classes=(a,b,c,d,e)',
+        'model.bbox_head.anchor_generator.ratios=[2]'
+    ], data_cwd)
+    assert f'CheckpointError: {ckpt} was not trained for' in err, err[-2000:]
+    assert ("classes: checkpoint ('circle', 'square', 'triangle', 'cross', "
+            "'ring'), config ('a', 'b', 'c', 'd', 'e')") in err
+    assert 'default boxes, ratios: checkpoint [1.6, 2, 3], config [2]' in err
+    assert 'tensors differ in shape' in err
+    assert 'pascal_voc/mAP' not in err

@@ -65,6 +65,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'small-objects preset (SyntheticSpec.small_objects)')
     parser.add_argument('--data-root', default=None,
                         help='default: data/synthetic[_small_objects]')
+    parser.add_argument('--own-data', action='store_true',
+                        help='train on the data the configs name (e.g. '
+                        'written by tools/misc/make_dataset_config.py), '
+                        'not on the synthetic set')
     parser.add_argument('--num-trainval', type=int, default=None,
                         help='synthetic training images (default: spec)')
     parser.add_argument('--num-test', type=int, default=None)
@@ -82,7 +86,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.configs:
         args.configs = sorted(glob.glob(osp.join(ABLATION, '*.py')))
-    if args.data_root is None:
+    if args.own_data and args.two_stage:
+        parser.error('--own-data: --two-stage trains the synthetic configs')
+    if args.own_data:
+        args.data_root = None
+    elif args.data_root is None:
         args.data_root = 'data/synthetic' + (
             '' if args.spec == 'default' else '_' + args.spec)
     for path in args.configs:
@@ -108,7 +116,8 @@ def prepare_config(path: str, data_root: str, epochs: int, seed: int,
     from mmdssd.datasets import point_cfg_at_synthetic
     from mmdssd.utils.cli import set_max_epochs
     cfg = Config.fromfile(path)
-    point_cfg_at_synthetic(cfg, data_root)
+    if data_root is not None:
+        point_cfg_at_synthetic(cfg, data_root)
     set_max_epochs(cfg, epochs)
     cfg.train_cfg.val_interval = epochs
     cfg.default_hooks.checkpoint.interval = 1  # resume granularity
@@ -279,8 +288,9 @@ def describe(args) -> str:
             f'{args.two_stage[1]} epochs of SSD or of DSSD stage 1'
             if args.two_stage else f'one-stage: {args.epochs} epochs each '
             'from random init')
-    return (f'{what}; seeds {", ".join(map(str, args.seeds))}; synthetic '
-            f'set "{args.spec}" ({args.data_root})')
+    data = ('the data the configs name' if args.own_data else
+            f'synthetic set "{args.spec}" ({args.data_root})')
+    return f'{what}; seeds {", ".join(map(str, args.seeds))}; {data}'
 
 
 def write_outputs(results: List[Dict], args) -> str:
@@ -369,12 +379,7 @@ def combine(work_dirs: List[str], out: str) -> str:
     return out
 
 
-def main() -> None:
-    args = parse_args()
-    if args.combine:
-        print(combine(args.combine, args.out))
-        return
-    import mmdssd  # noqa: F401
+def make_synthetic_set(args) -> None:
     from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
     spec = (SyntheticSpec() if args.spec == 'default' else
             SyntheticSpec.small_objects())
@@ -383,6 +388,16 @@ def main() -> None:
     if args.num_test:
         spec.num_test = args.num_test
     generate_synthetic_dataset(args.data_root, spec)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.combine:
+        print(combine(args.combine, args.out))
+        return
+    import mmdssd  # noqa: F401
+    if not args.own_data:
+        make_synthetic_set(args)
     os.makedirs(args.work_dir, exist_ok=True)
     runs = two_stage_runs(args) if args.two_stage else one_stage_runs(args)
     started = time.time()

@@ -33,7 +33,9 @@ model = dict(
         use_deconv=True,
         deconv_channels=512,
         fusion='prod',
-        norm_cfg=dict(type='BN')),
+        # SafeBN: BN that also trains on a batch of one image, whose 1x1
+        # levels give it one value per channel
+        norm_cfg=dict(type='SafeBN')),
     bbox_head=dict(
         type='DSSDHead',
         num_classes=20,
@@ -42,7 +44,7 @@ model = dict(
         pm_mid_channels=256,
         pm_out_channels=1024,
         pred_kernel_size=(5, 5, 3, 3, 3, 3),
-        norm_cfg=dict(type='BN'),
+        norm_cfg=dict(type='SafeBN'),
         anchor_generator=dict(
             type='SkAnchorGenerator',
             input_size=320,

@@ -1,4 +1,8 @@
+from .atomic_checkpoint_hook import (AtomicCheckpointHook,
+                                     use_atomic_checkpoints)
 from .channels_last_hook import ChannelsLastHook
+from .class_name_check_hook import (ClassNameCheckHook, UnknownClassError,
+                                    find_unknown_classes)
 from .freeze_norm_hook import FreezeNormHook
 from .fuse_conv_bn_hook import FuseConvBNHook
 from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
@@ -7,7 +11,8 @@ from .rng_state_hook import RngStateHook
 from .time_budget_hook import TimeBudgetHook
 
 __all__ = [
-    'ChannelsLastHook', 'FreezeNormHook', 'FuseConvBNHook',
-    'InvalidLossError', 'ProgressHook', 'RngStateHook',
-    'StopOnInvalidLossHook', 'TimeBudgetHook'
+    'AtomicCheckpointHook', 'ChannelsLastHook', 'ClassNameCheckHook',
+    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
+    'RngStateHook', 'StopOnInvalidLossHook', 'TimeBudgetHook',
+    'UnknownClassError', 'find_unknown_classes', 'use_atomic_checkpoints'
 ]

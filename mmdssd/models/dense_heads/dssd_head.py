@@ -79,7 +79,8 @@ class DSSDHead(SSDHead):
             predictors, for all levels or per level (the authors used 5 on
             the two largest maps, 3 elsewhere). Defaults to 3.
         conv_cfg (dict, optional): Convolution config of the PMs.
-        norm_cfg (dict): Norm config of the PMs. Defaults to BN.
+        norm_cfg (dict): Norm config of the PMs. Defaults to ``SafeBN``
+            (BN that also trains on a batch of one image).
         act_cfg (dict): Activation config of the PMs. Defaults to ReLU.
         anchor_generator (dict): Prior generator config. Defaults to the
             DSSD321 VOC boxes (:class:`SkAnchorGenerator`).
@@ -104,7 +105,7 @@ class DSSDHead(SSDHead):
                  pm_out_channels: int = 1024,
                  pred_kernel_size: Union[int, Sequence[int]] = 3,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: ConfigType = dict(type='BN'),
+                 norm_cfg: ConfigType = dict(type='SafeBN'),
                  act_cfg: ConfigType = dict(type='ReLU'),
                  anchor_generator: ConfigType = DSSD321_ANCHORS,
                  bbox_coder: ConfigType = dict(

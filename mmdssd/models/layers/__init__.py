@@ -1,5 +1,9 @@
 from .deconvolution_module import DeconvolutionModule
 from .extra_res_block import ExtraResBlock
+from .one_value_safe_bn import OneValueSafeBN
 from .prediction_module import PredictionModule
 
-__all__ = ['DeconvolutionModule', 'ExtraResBlock', 'PredictionModule']
+__all__ = [
+    'DeconvolutionModule', 'ExtraResBlock', 'OneValueSafeBN',
+    'PredictionModule'
+]

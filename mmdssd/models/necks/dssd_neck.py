@@ -58,7 +58,8 @@ class DSSDNeck(BaseModule):
             levels).
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Norm config (``SyncBN``, ``GN``, frozen BN are one
-            line). Defaults to BN.
+            line). Defaults to ``SafeBN`` (BN that also trains on a batch
+            of one image, which gives the 1x1 levels one value per channel).
         act_cfg (dict): Activation config. Defaults to ReLU.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to Xavier for (transposed) convs and 1 for BN.
@@ -79,7 +80,7 @@ class DSSDNeck(BaseModule):
                  deconv_kernel_strides: Optional[
                      Sequence[KernelStride]] = None,
                  conv_cfg: OptConfigType = None,
-                 norm_cfg: ConfigType = dict(type='BN'),
+                 norm_cfg: ConfigType = dict(type='SafeBN'),
                  act_cfg: ConfigType = dict(type='ReLU'),
                  init_cfg: OptMultiConfig = [
                      dict(
