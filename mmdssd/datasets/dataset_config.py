@@ -4,7 +4,6 @@ base config (``tools/misc/make_dataset_config.py``)."""
 import glob
 import json
 import os.path as osp
-import pprint
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -181,9 +180,19 @@ def _test_pipeline(base: Config) -> list:
     return pipeline
 
 
+def _src(value) -> str:
+    """Python source for a config value, dicts written as ``dict(...)``."""
+    if isinstance(value, dict):
+        return 'dict(' + ', '.join(f'{k}={_src(v)}'
+                                   for k, v in value.items()) + ')'
+    if isinstance(value, list):
+        return '[' + ', '.join(_src(v) for v in value) + ']'
+    return repr(value)
+
+
 def _plain(dataset: dict, pipeline: str, classes: str, **extra) -> str:
-    fields = ''.join(f'        {k}={v!r},\n' for k, v in {**dataset,
-                                                          **extra}.items())
+    fields = ''.join(f'        {k}={_src(v)},\n'
+                     for k, v in {**dataset, **extra}.items())
     return (f'dict(\n        _delete_=True,\n{fields}'
             f'        metainfo=dict(classes={classes}),\n'
             f'        pipeline={pipeline})')
@@ -205,6 +214,7 @@ def config_text(layout: DatasetLayout, base_path: str,
             for d in layout.train)
         train = f"dict(_delete_=True, type='ConcatDataset', datasets=[\n" \
             f'    {parts}])'
+    pipeline = ',\n'.join(f'    {_src(t)}' for t in _test_pipeline(base))
     coco_ann = (osp.join(layout.test['data_root'], layout.test['ann_file'])
                 if layout.format == 'coco' else None)
     return f"""# Written by tools/misc/make_dataset_config.py for
@@ -212,7 +222,9 @@ def config_text(layout: DatasetLayout, base_path: str,
 _base_ = {base_path!r}
 classes = {classes!r}
 model = dict(bbox_head=dict(num_classes=len(classes)))
-test_pipeline = {pprint.pformat(_test_pipeline(base), indent=4)}
+test_pipeline = [
+{pipeline}
+]
 train_dataloader = dict(
     dataset={train})
 val_dataloader = dict(
