@@ -109,7 +109,7 @@ def find_voc_layout(root: str) -> DatasetLayout:
     return DatasetLayout('voc', root, train, test, counts)
 
 
-def _coco_split(root: str, files: List[str], words: Sequence[str]):
+def _coco_split(files: List[str], words: Sequence[str]) -> Optional[str]:
     for word in words:
         for path in files:
             if word in osp.basename(path):
@@ -145,8 +145,8 @@ def find_coco_layout(root: str) -> DatasetLayout:
     named after the file (``train2017/``) or in ``images/``."""
     files = sorted(glob.glob(osp.join(glob.escape(root), 'annotations',
                                       '*.json')))
-    train_file = _coco_split(root, files, ('train', ))
-    test_file = _coco_split(root, files, ('test', 'val'))
+    train_file = _coco_split(files, ('train', ))
+    test_file = _coco_split(files, ('test', 'val'))
     if train_file is None or test_file is None:
         raise LayoutError(f'{root}: needs annotations/*train*.json and '
                           f'annotations/*test*.json or *val*.json; found '
