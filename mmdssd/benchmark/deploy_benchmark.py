@@ -1,10 +1,11 @@
-"""Eager PyTorch vs the exported model under ONNX Runtime, same run.
+"""Eager PyTorch vs the exported model under each runtime, same run.
 
-Both sides get the same packed test-pipeline batch and return the same
+Every side gets the same packed test-pipeline batch and returns the same
 ``DetDataSample`` lists: eager is ``model.test_step`` (normalisation,
 network, MMDetection's post-processing, fp32, BN as trained), deployed is
-:class:`~mmdssd.deployment.ONNXRuntimeDetector` ``.test_step`` (BN folded,
-the whole graph in ONNX Runtime). Calls alternate, so load changes on a
+a :class:`~mmdssd.deployment.DeployedDetector` ``.test_step`` (BN folded,
+the whole graph in ONNX Runtime or OpenVINO, in each precision the CPU
+runs). Calls alternate, so load changes on a
 shared machine hit both alike; medians are reported with ratios.
 """
 import copy
@@ -13,13 +14,13 @@ import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..deployment import (ONNXRuntimeDetector, build_detector, export_onnx,
-                          input_size_of)
+from ..deployment import (PRECISIONS, ONNXRuntimeDetector, build_detector,
+                          export_onnx, input_size_of)
 
 
 def _interleaved(fns: Dict[str, Callable], warmup: int,
@@ -62,6 +63,73 @@ def _packed_batch(cfg, images: Sequence[str]) -> dict:
                 data_samples=[d['data_samples'] for d in items])
 
 
+def deployed_runtimes(onnx_file: str, work_dir: str,
+                      calibration: Sequence[np.ndarray],
+                      num_threads: Optional[int] = None,
+                      opt_level: str = 'all') -> Tuple[Dict, Dict]:
+    """Each runtime and precision this machine runs, as a detector, and
+    why the others were skipped: ONNX Runtime fp32, OpenVINO fp32, bf16
+    and int8 (quantised here on ``calibration``, no accuracy control:
+    these are speed figures)."""
+    runtimes = {
+        'ONNX RT fp32':
+        ONNXRuntimeDetector(onnx_file, num_threads=num_threads,
+                            opt_level=opt_level)
+    }
+    skipped = {}
+    try:
+        import openvino  # noqa: F401
+    except ImportError as err:
+        return runtimes, {'OpenVINO': f'not installed ({err})'}
+    from ..deployment import (OpenVINODetector, UnsupportedPrecisionError,
+                              check_precision)
+    from ..deployment.int8 import quantize_plain
+    for precision in PRECISIONS:
+        name = f'OpenVINO {precision}'
+        try:
+            check_precision(precision)
+        except UnsupportedPrecisionError as err:
+            skipped[name] = str(err)
+            continue
+        model_file = onnx_file
+        if precision == 'int8':
+            model_file = quantize_plain(
+                onnx_file, osp.join(work_dir, 'model_int8.xml'), calibration)
+        runtimes[name] = OpenVINODetector(model_file, precision=precision,
+                                          num_threads=num_threads)
+    return runtimes, skipped
+
+
+def _time_runtimes(model, runtimes: Dict, data: dict, warmup: int,
+                   repeat: int) -> Dict[str, float]:
+    """Median seconds of eager ``test_step`` and each runtime's, in turn."""
+
+    def eager():
+        with torch.no_grad():
+            model.test_step(copy.copy(data))
+
+    fns = dict(eager=eager)
+    for name, det in runtimes.items():
+        fns[name] = lambda det=det: det.test_step(copy.copy(data))
+    return _interleaved(fns, warmup, repeat)
+
+
+def _time_end_to_end(model, runtimes: Dict, image: str, warmup: int,
+                     repeat: int) -> Dict[str, float]:
+    """Median seconds from an image file to detections (mmdet's
+    ``inference_detector``: decoding, resize, model, rescale)."""
+    from mmdet.apis import inference_detector
+
+    def eager():
+        with torch.no_grad():
+            inference_detector(model, image)
+
+    fns = dict(eager=eager)
+    for name, det in runtimes.items():
+        fns[name] = lambda det=det: inference_detector(det, image)
+    return _interleaved(fns, warmup, repeat)
+
+
 def benchmark_deployed(name: str,
                        batch_sizes: Sequence[int] = (1, 8),
                        warmup: int = 2,
@@ -70,28 +138,28 @@ def benchmark_deployed(name: str,
                        num_threads: Optional[int] = None,
                        opt_level: str = 'all',
                        work_dir: Optional[str] = None) -> Dict:
-    """Time eager PyTorch and ONNX Runtime on one config (random weights).
+    """Time eager PyTorch against every deployed runtime and precision on
+    one config (random weights), interleaved in one run.
 
     Args:
         name: Config file or ``mmdet::...`` name.
         batch_sizes: Batch sizes of the model-only comparison.
         warmup: Untimed rounds first.
-        repeat: Timed rounds (each calls eager then deployed).
-        end_to_end: Also time image file to detections at batch 1
-            (``mmdet.apis.inference_detector`` on both: decoding, resize,
-            model, rescale).
-        num_threads: ONNX Runtime intra-op threads (None: one per core,
-            as torch uses).
+        repeat: Timed rounds (each calls eager, then each runtime).
+        end_to_end: Also time image file to detections at batch 1.
+        num_threads: Runtime threads (None: one per core, as torch uses).
         opt_level: ONNX Runtime graph optimisation level.
-        work_dir: Where the ONNX file and the test image go (default: a
-            temporary folder, removed afterwards).
+        work_dir: Where the model files and the test images go (default:
+            a temporary folder, removed afterwards).
 
     Returns:
-        dict: ``eager_b{N}``, ``onnx_b{N}`` (median seconds per batch),
-        ``e2e_eager``, ``e2e_onnx`` and the torch/ORT thread counts.
+        dict: ``times`` (``{batch or 'e2e': {runtime: median s}}``, with
+        ``eager``), ``precision_ran`` per runtime, ``skipped`` (runtime:
+        reason), the CPU, input size and thread counts.
     """
     import mmdssd  # noqa: F401
-    from mmdet.apis import inference_detector
+
+    from ..deployment import cpu_description
     torch.manual_seed(0)
     model, cfg = build_detector(name, None, fold_bn=False)
     model.cfg = cfg
@@ -105,71 +173,91 @@ def benchmark_deployed(name: str,
         torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
         onnx_file = export_onnx(cfg, ckpt, osp.join(work_dir, 'model.onnx'),
                                 overwrite=True)
-        deployed = ONNXRuntimeDetector(onnx_file, num_threads=num_threads,
-                                       opt_level=opt_level)
-        deployed.cfg = cfg
         images = [_image_file(work_dir, i) for i in range(max(batch_sizes))]
-        result = dict(
+        calibration = [
+            _packed_batch(cfg, [p])['inputs'][0].float().numpy()[None]
+            for p in images
+        ]
+        runtimes, skipped = deployed_runtimes(onnx_file, work_dir,
+                                              calibration, num_threads,
+                                              opt_level)
+        for det in runtimes.values():
+            det.cfg = cfg
+        times = {}
+        for batch in batch_sizes:
+            times[str(batch)] = _time_runtimes(
+                model, runtimes, _packed_batch(cfg, images[:batch]), warmup,
+                repeat)
+        if end_to_end:
+            times['e2e'] = _time_end_to_end(model, runtimes, images[0],
+                                            warmup, repeat)
+        return dict(
             config=name,
             input_size=list(input_size_of(cfg)),
+            cpu=cpu_description(),
             torch_threads=torch.get_num_threads(),
-            ort_threads=num_threads or os.cpu_count(),
-            opt_level=opt_level)
-        for batch in batch_sizes:
-            data = _packed_batch(cfg, images[:batch])
-
-            def eager(data=data):
-                with torch.no_grad():
-                    model.test_step(copy.copy(data))
-
-            def onnx(data=data):
-                deployed.test_step(copy.copy(data))
-
-            times = _interleaved(dict(eager=eager, onnx=onnx), warmup,
-                                 repeat)
-            result[f'eager_b{batch}'] = times['eager']
-            result[f'onnx_b{batch}'] = times['onnx']
-        if end_to_end:
-
-            def e2e_eager():
-                with torch.no_grad():
-                    inference_detector(model, images[0])
-
-            def e2e_onnx():
-                inference_detector(deployed, images[0])
-
-            times = _interleaved(dict(eager=e2e_eager, onnx=e2e_onnx),
-                                 warmup, repeat)
-            result['e2e_eager'] = times['eager']
-            result['e2e_onnx'] = times['onnx']
-        return result
+            runtime_threads=num_threads or os.cpu_count(),
+            opt_level=opt_level,
+            times=times,
+            precision_ran={k: d.precision_ran for k, d in runtimes.items()},
+            skipped=skipped)
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
 def format_deploy_table(results: List[Dict]) -> str:
-    """Markdown table: medians and deployed/eager ratios per batch size."""
-    batches = sorted({
-        int(k[len('eager_b'):])
-        for r in results for k in r if k.startswith('eager_b')
-    })
-    head = '| config | input |'
-    for b in batches:
-        head += f' eager b{b} s | ONNX RT b{b} s | ratio |'
-    head += ' image-to-dets eager s | ONNX RT s | ratio |'
-    lines = [head, '|' + '---|' * (2 + 3 * len(batches) + 3)]
+    """Markdown table: one row per config and batch size (``e2e``: image
+    file to detections, batch 1), eager seconds, then each runtime's
+    seconds and its ratio to eager in the same run."""
+    names = []
     for r in results:
-        row = f"| {r['config']} | {'x'.join(map(str, r['input_size']))} |"
-        for b in batches:
-            e, o = r.get(f'eager_b{b}'), r.get(f'onnx_b{b}')
-            row += (f' {e:.3f} | {o:.3f} | {o / e:.2f}x |'
-                    if e and o else ' - | - | - |')
-        e, o = r.get('e2e_eager'), r.get('e2e_onnx')
-        row += f' {e:.3f} | {o:.3f} | {o / e:.2f}x |' if e and o else \
-            ' - | - | - |'
-        lines.append(row)
+        for key in r['times'][next(iter(r['times']))]:
+            if key != 'eager' and key not in names:
+                names.append(key)
+    head = '| config | input | batch | eager fp32 s |' + ''.join(
+        f' {n} s | ratio |' for n in names)
+    lines = [f"CPU: {results[0]['cpu']}" if results else '', head,
+             '|' + '---|' * (4 + 2 * len(names))]
+    for r in results:
+        size = 'x'.join(map(str, r['input_size']))
+        for batch, times in r['times'].items():
+            row = f"| {r['config']} | {size} | {batch} | " \
+                f"{times['eager']:.3f} |"
+            for n in names:
+                t = times.get(n)
+                row += (f' {t:.3f} | {t / times["eager"]:.2f}x |'
+                        if t else ' - | - |')
+            lines.append(row)
+    notes = {(k, v) for r in results for k, v in r['precision_ran'].items()}
+    lines += [f'- {k} ran {v}' for k, v in sorted(notes)]
+    skipped = {(k, v) for r in results for k, v in r['skipped'].items()}
+    lines += [f'- {k} skipped: {v}' for k, v in sorted(skipped)]
     return '\n'.join(lines)
+
+
+def _runtime_variants(onnx_file: str) -> Dict:
+    """ONNX Runtime at each optimisation level and OpenVINO fp32 with a
+    dynamic and a fixed batch, each with 1 and all threads."""
+    cores = os.cpu_count()
+    variants = {}
+    for level in ('basic', 'extended', 'all'):
+        for threads in sorted({1, cores}):
+            variants[f'ONNX RT {level}, {threads} thread(s)'] = \
+                ONNXRuntimeDetector(onnx_file, num_threads=threads,
+                                    opt_level=level)
+    try:
+        from ..deployment import OpenVINODetector
+        for static in (False, True):
+            for threads in sorted({1, cores}):
+                shapes = 'static' if static else 'dynamic'
+                variants[f'OpenVINO fp32 {shapes} batch, {threads} '
+                         'thread(s)'] = OpenVINODetector(
+                             onnx_file, num_threads=threads,
+                             static_shapes=static)
+    except ImportError:
+        pass
+    return variants
 
 
 def benchmark_variants(name: str,
@@ -178,8 +266,9 @@ def benchmark_variants(name: str,
                        compile_model: bool = True) -> Dict[str, float]:
     """Batch-1 latency of the other ways to make inference faster, in one
     interleaved run: eager (as trained), eager channels-last, eager with
-    BN folded, ``torch.compile`` (if it works here), and ONNX Runtime at
-    each graph optimisation level and with 1 and all threads. Returns
+    BN folded, ``torch.compile`` (if it works here), ONNX Runtime at
+    each graph optimisation level and OpenVINO fp32 with dynamic and fixed
+    shapes, with 1 and all threads. Returns
     median seconds per variant (a failed variant maps to its error)."""
     import mmdssd  # noqa: F401
 
@@ -217,13 +306,8 @@ def benchmark_variants(name: str,
             except Exception as err:  # inductor needs a C++ compiler
                 failed['torch.compile'] = f'{type(err).__name__}: ' + str(
                     err).splitlines()[0][:120]
-        cores = os.cpu_count()
-        for level in ('basic', 'extended', 'all'):
-            for threads in sorted({1, cores}):
-                det = ONNXRuntimeDetector(onnx_file, num_threads=threads,
-                                          opt_level=level)
-                fns[f'ONNX RT {level}, {threads} thread(s)'] = (
-                    lambda det=det: det.test_step(copy.copy(data)))
+        for name, det in _runtime_variants(onnx_file).items():
+            fns[name] = lambda det=det: det.test_step(copy.copy(data))
         times = _interleaved(fns, warmup, repeat)
     times.update(failed)
     return times

@@ -1,39 +1,11 @@
-"""Run an exported model with ONNX Runtime, as an MMDetection model.
-
-:class:`ONNXRuntimeDetector` is a ``BaseModel`` whose ``test_step``
-returns ``DetDataSample`` lists, so an exported model plugs into what takes
-a detector: MMEngine's test loop with the VOC/COCO metrics
-(``tools/deployment/test_onnx.py``), ``mmdet.apis.inference_detector`` and
-the visualiser (:func:`init_onnx_detector`).
-"""
-import json
-import os.path as osp
-from typing import List, Optional, Union
+"""Run an exported model with ONNX Runtime, as an MMDetection model."""
+from typing import Optional, Tuple, Union
 
 import numpy as np
-import torch
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
-from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 
-from .onnx_export import anchor_generator_of, as_config, input_size_of
-
-
-def read_metadata(onnx_file: str) -> dict:
-    """The ``mmdssd`` metadata :func:`export_onnx` stored in the file."""
-    import onnx
-    try:
-        model = onnx.load(onnx_file, load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError, or an OSError
-        raise ValueError(f'{onnx_file}: not a readable ONNX model '
-                         f'({type(err).__name__}: {err})') from err
-    for entry in model.metadata_props:
-        if entry.key == 'mmdssd':
-            return json.loads(entry.value)
-    raise ValueError(f'{onnx_file}: no mmdssd metadata; export it with '
-                     'tools/deployment/export_onnx.py')
+from .deployed_detector import DeployedDetector, init_deployed_detector
 
 
 def make_session(onnx_file: str,
@@ -66,111 +38,41 @@ def make_session(onnx_file: str,
 
 
 @MODELS.register_module()
-class ONNXRuntimeDetector(BaseModel):
-    """An exported detector run by ONNX Runtime, returning DetDataSamples.
+class ONNXRuntimeDetector(DeployedDetector):
+    """An exported detector run by ONNX Runtime (CPU, float32).
 
     Args:
-        onnx_file (str): A model written by ``export_onnx``.
-        data_preprocessor (dict, optional): Batches the test pipeline's
-            images; normalisation lives in the graph, so the default only
-            stacks and casts (``DetDataPreprocessor`` without mean/std).
+        model_file (str): A ``.onnx`` model written by ``export_onnx``.
+        data_preprocessor (dict, optional): See :class:`DeployedDetector`.
         num_threads (int, optional): ONNX Runtime intra-op threads.
         opt_level (str): ONNX Runtime graph optimisation level.
+        precision (str): ``'fp32'``, the only one this runtime runs here
+            (bf16 and int8 run under ``OpenVINODetector``).
         init_cfg (dict, optional): Unused (nothing to initialise).
     """
 
     def __init__(self,
-                 onnx_file: str,
+                 model_file: str,
                  data_preprocessor: Optional[dict] = None,
                  num_threads: Optional[int] = None,
                  opt_level: str = 'all',
+                 precision: str = 'fp32',
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='mmdet.DetDataPreprocessor')
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
-        if not osp.isfile(onnx_file):
-            raise FileNotFoundError(f'ONNX model not found: {onnx_file}')
-        self.onnx_file = onnx_file
-        self.meta = read_metadata(onnx_file)
-        self.dataset_meta = dict(classes=tuple(self.meta['classes']))
-        self.session = make_session(onnx_file, num_threads, opt_level)
-        # mmdet.apis.inference_detector asks the first parameter's device
-        self._device_anchor = torch.nn.Parameter(torch.zeros(0),
-                                                 requires_grad=False)
-
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DetDataSample]] = None,
-                mode: str = 'predict') -> List[DetDataSample]:
-        if mode != 'predict':
-            raise ValueError(f'{type(self).__name__} only predicts '
-                             f'(mode={mode!r})')
-        expected = tuple(self.meta['input_size'])
-        if tuple(inputs.shape[-2:]) != expected:
+        if precision != 'fp32':
             raise ValueError(
-                f'{self.onnx_file}: images are {tuple(inputs.shape[-2:])} '
-                f'(h, w), the model was exported for {expected}; use the '
-                'test pipeline of the config it was exported from')
-        dets, labels = self.session.run(
-            None, dict(images=inputs.float().contiguous().numpy()))
-        if data_samples is None:
-            data_samples = [DetDataSample() for _ in range(len(dets))]
-        for sample, img_dets, img_labels in zip(data_samples, dets, labels):
-            sample.pred_instances = self.to_instances(
-                img_dets, img_labels, sample.metainfo.get('scale_factor'))
-        return data_samples
+                f"precision={precision!r}: ONNX Runtime runs the exported "
+                "model in fp32 only; bf16 and int8 run with "
+                "runtime='openvino' (tools/test.py --runtime openvino)")
+        super().__init__(model_file, data_preprocessor, init_cfg)
+        self.session = make_session(model_file, num_threads, opt_level)
+        self.precision_ran = 'fp32'
 
-    @staticmethod
-    def to_instances(dets: np.ndarray, labels: np.ndarray,
-                     scale_factor=None) -> InstanceData:
-        """One image's graph output as MMDetection's ``pred_instances``,
-        boxes rescaled to the original image like ``predict(rescale=True)``.
-        """
-        keep = labels >= 0
-        bboxes = torch.from_numpy(np.ascontiguousarray(dets[keep, :4]))
-        if scale_factor is not None:
-            inverse = [1 / s for s in scale_factor]  # as mmdet's rescale
-            bboxes = bboxes * bboxes.new_tensor(inverse).repeat(2)
-        results = InstanceData()
-        results.bboxes = bboxes
-        results.scores = torch.from_numpy(np.ascontiguousarray(dets[keep,
-                                                                    4]))
-        results.labels = torch.from_numpy(labels[keep].astype(np.int64))
-        return results
-
-
-def onnx_model_cfg(onnx_file: str, **kwargs) -> dict:
-    """The ``model`` field that makes a config run an exported model."""
-    return dict(type='ONNXRuntimeDetector', onnx_file=onnx_file, **kwargs)
-
-
-def check_onnx_fits(cfg: Config, onnx_file: str) -> None:
-    """Refuse a config other than the one ``onnx_file`` was exported from:
-    another test input size, other classes or other default boxes (the
-    boxes are compared where the file records them), naming both sides."""
-    from mmdssd.datasets.check import config_classes
-    meta = read_metadata(onnx_file)
-    ours = dict(input_size=list(input_size_of(cfg)),
-                classes=list(config_classes(cfg, 'test') or []),
-                anchor_generator=anchor_generator_of(cfg))
-    wrong = [f'{key}: file {meta[key]}, config {value}'
-             for key, value in ours.items()
-             if meta.get(key) and value and meta[key] != value]
-    if wrong:
-        raise ValueError(
-            f'{onnx_file} was exported from {meta.get("config")}, not for '
-            f'{cfg.filename}:\n  ' + '\n  '.join(wrong))
+    def infer(self, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        dets, labels = self.session.run(None, dict(images=images))
+        return dets, labels
 
 
 def init_onnx_detector(config: Union[str, Config], onnx_file: str,
                        **kwargs) -> ONNXRuntimeDetector:
-    """Like ``mmdet.apis.init_detector``, for an exported model: the
-    result works with ``mmdet.apis.inference_detector`` and
-    ``DetLocalVisualizer``. ``config`` supplies the test pipeline."""
-    cfg = as_config(config)
-    check_onnx_fits(cfg, onnx_file)
-    model = ONNXRuntimeDetector(onnx_file, **kwargs)
-    model.cfg = cfg
-    model.eval()
-    return model
+    """:func:`init_deployed_detector` with ONNX Runtime."""
+    return init_deployed_detector(config, onnx_file, 'onnxruntime', **kwargs)

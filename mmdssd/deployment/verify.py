@@ -100,20 +100,23 @@ def first_test_images(cfg, num_images: int) -> List[str]:
 
 def compare_with_pytorch(config: Union[str, Config],
                          checkpoint: str,
-                         onnx_file: str,
+                         model_file: str,
                          num_images: int = 8,
-                         images: Optional[List[str]] = None) -> Comparison:
+                         images: Optional[List[str]] = None,
+                         runtime: Optional[str] = None,
+                         **kwargs) -> Comparison:
     """Detections of the PyTorch model (as trained, BN not folded) vs the
-    exported model, on ``images`` (default: the first test images)."""
+    exported model under ``runtime`` (``kwargs`` go to its detector), on
+    ``images`` (default: the first test images)."""
     from mmdet.apis import inference_detector, init_detector
 
+    from .deployed_detector import init_deployed_detector
     from .onnx_export import as_config
-    from .onnx_runtime import init_onnx_detector
     cfg = as_config(config)
     images = images or first_test_images(cfg, num_images)
     torch_model = init_detector(cfg, checkpoint, device='cpu')
-    onnx_model = init_onnx_detector(cfg, onnx_file)
+    deployed = init_deployed_detector(cfg, model_file, runtime, **kwargs)
     ref = inference_detector(torch_model, images)
-    out = inference_detector(onnx_model, images)
+    out = inference_detector(deployed, images)
     return compare_results([r.pred_instances for r in out],
                            [r.pred_instances for r in ref])

@@ -19,27 +19,7 @@ from mmdssd.utils.cli import config_without_download  # noqa: E402
 
 from ..conftest import PYTHON, TINY, TOOLS, run  # noqa: E402
 from ..test_tools.test_train_test import _metrics  # noqa: E402
-
-
-@pytest.fixture(scope='module')
-def exported_tiny(trained_tiny, tmp_path_factory):
-    """The trained tiny DSSD exported through the tool, with --verify."""
-    out = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
-    log = run([
-        PYTHON,
-        osp.join(TOOLS, 'deployment', 'export_onnx.py'), TINY,
-        trained_tiny / 'epoch_2.pth', out, '--verify', '8'
-    ], cwd=trained_tiny.parent.parent)
-    assert 'equal: 8 images' in log, log[-3000:]
-    return out
-
-
-def _tiny_cfg(data_cwd):
-    cfg = config_without_download(TINY)
-    root = osp.join(str(data_cwd), 'data', 'synthetic') + '/'
-    cfg.test_dataloader.dataset.data_root = root
-    cfg.test_dataloader.dataset.ann_file = 'annotations/instances_test.json'
-    return cfg
+from .conftest import tiny_cfg as _tiny_cfg  # noqa: E402
 
 
 def test_export_gives_pytorch_detections(exported_tiny, trained_tiny,

@@ -40,9 +40,12 @@ def test_benchmark_table_and_json(tmp_path):
 
 
 def test_benchmark_deploy_columns_and_variants(tmp_path):
-    """--deploy: eager and ONNX Runtime medians per batch size and image to
-    detections, ratios in the same run; --deploy-variants lists the
-    alternatives with their ratios to eager."""
+    """--deploy: eager and each runtime/precision's medians per batch size
+    and image to detections, ratios in the same run, the CPU's flags and
+    what each runtime ran; precisions the CPU lacks are listed as skipped
+    with the reason; --deploy-variants lists the alternatives with their
+    ratios to eager."""
+    from mmdssd.deployment.openvino_runtime import openvino_capabilities
     out_json = tmp_path / 'deploy.json'
     out = run([
         PYTHON, osp.join(ANALYSIS, 'benchmark.py'),
@@ -50,17 +53,35 @@ def test_benchmark_deploy_columns_and_variants(tmp_path):
         '--warmup', '0', '--batch-sizes', '1', '2', '--deploy-variants',
         '--out', out_json
     ])
+    capabilities = openvino_capabilities()
+    expected = ['ONNX RT fp32', 'OpenVINO fp32'] + [
+        f'OpenVINO {p}' for p, cap in (('bf16', 'BF16'), ('int8', 'INT8'))
+        if cap in capabilities
+    ]
+    assert re.search(r'^CPU: .*\(flags: ', out, re.M)
     rows = [line for line in out.splitlines() if line.startswith('| ')]
-    assert 'eager b2 s | ONNX RT b2 s' in rows[0]
-    assert len(re.findall(r'[0-9.]+x \|', rows[1])) == 3  # b1, b2, e2e
+    assert rows[0] == '| config | input | batch | eager fp32 s |' + ''.join(
+        f' {n} s | ratio |' for n in expected)
+    body = [r for r in rows[1:] if '| dssd_tiny' in r or SYN in r]
+    assert [r.split(' | ')[2] for r in body] == ['1', '2', 'e2e']
+    for row in body:
+        assert len(re.findall(r'[0-9.]+x \|', row)) == len(expected)
     data = json.loads(out_json.read_text())
     (result, ) = data['results']
-    for key in ('eager_b1', 'onnx_b1', 'eager_b2', 'onnx_b2', 'e2e_eager',
-                'e2e_onnx'):
-        assert result[key] > 0, key
+    assert set(result['times']) == {'1', '2', 'e2e'}
+    for times in result['times'].values():
+        assert set(times) == {'eager', *expected}
+        assert all(t > 0 for t in times.values())
+    assert result['precision_ran']['OpenVINO fp32'] == 'fp32'
+    if 'OpenVINO int8' in expected:
+        assert result['precision_ran']['OpenVINO int8'].startswith('int8 (')
+    if 'OpenVINO bf16' not in expected:
+        assert 'no BF16' in result['skipped']['OpenVINO bf16']
+        assert '- OpenVINO bf16 skipped: ' in out
     variants = data['variants']
     assert {'eager', 'eager channels_last', 'eager BN folded'} <= set(variants)
     assert any(k.startswith('ONNX RT all') for k in variants)
+    assert any(k.startswith('OpenVINO fp32 static batch') for k in variants)
     assert '| eager | ' in out and '| 1.00x |' in out
 
 

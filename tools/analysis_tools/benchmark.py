@@ -9,11 +9,13 @@ first config of the run, and writes the JSON.
 
     python tools/analysis_tools/benchmark.py CONFIGS... --deploy
 
-times eager PyTorch against the exported model under ONNX Runtime instead
-(batch 1 and 8, and image file to detections; alternating calls, medians,
-deployed/eager ratios). ``--deploy-variants`` adds, for the first config,
-the other things one could try: channels-last, BN folding, torch.compile,
-ONNX Runtime optimisation levels and thread counts.
+times eager PyTorch against the exported model under ONNX Runtime and
+OpenVINO in each precision this CPU runs (fp32, bf16, int8) instead (batch
+1 and 8, and image file to detections; alternating calls, medians,
+deployed/eager ratios; the CPU and its AMX/AVX-512/VNNI flags in the
+header). ``--deploy-variants`` adds, for the first config, the other
+things one could try: channels-last, BN folding, torch.compile, ONNX
+Runtime optimisation levels, OpenVINO static/dynamic shapes, threads.
 """
 import argparse
 import json
@@ -36,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--fuse-conv-bn', action='store_true')
     parser.add_argument('--no-flops', action='store_true')
     parser.add_argument('--deploy', action='store_true',
-                        help='eager PyTorch vs ONNX Runtime')
+                        help='eager PyTorch vs ONNX Runtime and OpenVINO')
     parser.add_argument('--batch-sizes', type=int, nargs='+',
                         default=[1, 8], help='with --deploy')
     parser.add_argument('--deploy-variants', action='store_true',
