@@ -1,10 +1,12 @@
 """Time DSSDHead's batched SSD loss against MMDetection's SSDHead loss."""
+import copy
 import statistics
 import time
 from typing import Dict
 
 import torch
 from mmdet.models.dense_heads import SSDHead
+from mmdet.registry import TASK_UTILS
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
@@ -53,14 +55,20 @@ def benchmark_loss(batch: int = 16,
     """
     import mmdssd  # noqa: F401
     from mmdssd.models.dense_heads import DSSDHead
-    train_cfg = ConfigDict(
-        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
-                      neg_iou_thr=0.5, min_pos_iou=0., ignore_iof_thr=-1,
-                      gt_max_assign_all=False),
-        sampler=dict(type='PseudoSampler'), smoothl1_beta=1.,
-        allowed_border=-1, pos_weight=-1, neg_pos_ratio=3, debug=False)
+    from mmengine.config import Config
+
+    from mmdssd.utils import resolve_config
+    model = Config.fromfile(
+        resolve_config('mmdssd::_base_/models/dssd321_r101.py')).model
     head = DSSDHead(num_classes=20, prediction_module='a',
-                    in_channels=(8, ) * 6, train_cfg=train_cfg)
+                    in_channels=(8, ) * 6,
+                    anchor_generator=model.bbox_head.anchor_generator,
+                    train_cfg=ConfigDict(model.train_cfg))
+    # MMDetection's loss as MMDetection runs it: its own assigner and IoU
+    stock = copy.copy(head)
+    stock.assigner = TASK_UTILS.build(
+        dict(model.train_cfg.assigner, type='MaxIoUAssigner',
+             iou_calculator=dict(type='BboxOverlaps2D')))
     cls, reg, gts, metas = _inputs(head, batch, DSSD321_MAPS, 320, max_gts,
                                    seed)
     num_boxes = sum(
@@ -87,7 +95,7 @@ def benchmark_loss(batch: int = 16,
         return losses
 
     def theirs_fn():
-        losses = SSDHead.loss_by_feat(head, cls, reg, gts, metas)
+        losses = SSDHead.loss_by_feat(stock, cls, reg, gts, metas)
         if backward:
             torch.autograd.grad(total(losses), preds)
         return losses

@@ -19,7 +19,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmdssd  # noqa: F401
-from mmdssd.models.task_modules.prior_generators.anchor_ratios import (
+from mmdssd.utils.anchor_ratios import (
     SIZE_RANGES, anchor_coverage, kmeans_ratios, resize_factors)
 from mmdssd.utils.config_paths import resolve_config
 

@@ -5,55 +5,15 @@ import torch
 import torch.nn as nn
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import CrossEntropyLoss, smooth_l1_loss
-from mmdet.models.task_modules.assigners import (BboxOverlaps2D,
-                                                MaxIoUAssigner)
 from mmdet.models.task_modules.samplers import PseudoSampler
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (ConfigType, InstanceList, MultiConfig, OptConfigType,
                          OptInstanceList)
 from torch import Tensor
 
 from ..layers import PredictionModule
-from ..losses import map_cross_entropy
-
-# IoU is computed in tiles of about this many pairs (512 KB of float32):
-# cache-resident temporaries, about 1.7x faster than whole (N, M) planes
-IOU_TILE_NUMEL = 1 << 17
-
-
-def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor:
-    """IoU matrix (N, M) of x1y1x2y2 boxes.
-
-    The arithmetic of MMDetection's ``bbox_overlaps`` (so results are
-    bitwise equal), on contiguous planes per coordinate instead of
-    interleaved (N, M, 2) tensors, a tile of columns at a time: several
-    times faster on the CPU.
-    """
-    out = boxes1.new_empty(len(boxes1), len(boxes2))
-    step = max(IOU_TILE_NUMEL // max(len(boxes1), 1), 1)
-    x1a, y1a, x2a, y2a = (c[:, None] for c in boxes1.unbind(-1))
-    area1 = (x2a - x1a) * (y2a - y1a)
-    for start in range(0, len(boxes2), step):
-        x1b, y1b, x2b, y2b = boxes2[start:start + step].unbind(-1)
-        area2 = (x2b - x1b) * (y2b - y1b)
-        iw = (torch.min(x2a, x2b) - torch.max(x1a, x1b)).clamp_(min=0)
-        ih = (torch.min(y2a, y2b) - torch.max(y1a, y1b)).clamp_(min=0)
-        overlap = iw.mul_(ih)
-        union = (area1 + area2).sub_(overlap).clamp_(min=eps)
-        torch.div(overlap, union, out=out[:, start:start + step])
-    return out
-
-
-DSSD321_ANCHORS = dict(
-    type='SkAnchorGenerator',
-    input_size=320,
-    strides=[8, 16, 32, 64, 320 / 3, 320],
-    ratios=[1.6, 2, 3],
-    s_min=0.2,
-    s_max=0.95,
-    first_level=(0.1, 0.2),
-    integer_percent=True)
+from ..losses import MapCrossEntropyLoss
+from ..task_modules.assigners import BatchMaxIoUAssigner
 
 
 @MODELS.register_module()
@@ -63,10 +23,11 @@ class DSSDHead(SSDHead):
     Training is SSD's: IoU-0.5 matching with every ground truth's best box
     forced positive, softmax cross-entropy with 3:1 hard negative mining,
     smooth-L1 on positives, both divided by the number of positives. The
-    loss is computed for the whole batch at once (one assignment over
-    padded ground truths, one cross-entropy, one top-k for the negatives of
-    all images) and equals MMDetection's per-image ``SSDHead`` definition;
-    set ``batched_loss=False`` to use MMDetection's implementation.
+    loss is computed for the whole batch at once (``BatchMaxIoUAssigner``,
+    one cross-entropy, one top-k for the negatives of all images) and
+    equals MMDetection's per-image ``SSDHead`` definition; with another
+    assigner, or ``batched_loss=False``, MMDetection's implementation is
+    used (:meth:`fallback_reason` says why).
 
     Args:
         num_classes (int): Number of classes without background.
@@ -82,12 +43,14 @@ class DSSDHead(SSDHead):
         norm_cfg (dict): Norm config of the PMs. Defaults to ``SafeBN``
             (BN that also trains on a batch of one image).
         act_cfg (dict): Activation config of the PMs. Defaults to ReLU.
-        anchor_generator (dict): Prior generator config. Defaults to the
-            DSSD321 VOC boxes (:class:`SkAnchorGenerator`).
+        anchor_generator (dict): Prior generator config, e.g. the DSSD321
+            boxes of ``configs/_base_/models/dssd321_r101.py``.
         bbox_coder (dict): Box coder; centre-size deltas with variances
             (0.1, 0.1, 0.2, 0.2).
-        loss_cls (dict): Per-box classification loss (softmax CE); applied
-            with ``reduction_override='none'`` before mining.
+        loss_cls (dict): Per-box classification loss before mining:
+            ``MapCrossEntropyLoss`` (default, on the predictors' maps) or
+            another softmax loss such as ``CrossEntropyLoss`` with class
+            weights (on flattened scores, ``reduction_override='none'``).
         batched_loss (bool): Batched loss (default) or MMDetection's
             per-image one.
         reg_decoded_bbox (bool): Regress decoded boxes. Defaults to False.
@@ -107,14 +70,13 @@ class DSSDHead(SSDHead):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='SafeBN'),
                  act_cfg: ConfigType = dict(type='ReLU'),
-                 anchor_generator: ConfigType = DSSD321_ANCHORS,
+                 anchor_generator: OptConfigType = None,
                  bbox_coder: ConfigType = dict(
                      type='DeltaXYWHBBoxCoder',
                      clip_border=True,
                      target_means=[.0, .0, .0, .0],
                      target_stds=[0.1, 0.1, 0.2, 0.2]),
-                 loss_cls: ConfigType = dict(
-                     type='CrossEntropyLoss', use_sigmoid=False),
+                 loss_cls: ConfigType = dict(type='MapCrossEntropyLoss'),
                  batched_loss: bool = True,
                  reg_decoded_bbox: bool = False,
                  train_cfg: OptConfigType = None,
@@ -127,6 +89,9 @@ class DSSDHead(SSDHead):
                          bias=0),
                      dict(type='Constant', val=1, layer='_BatchNorm'),
                  ]) -> None:
+        if anchor_generator is None:
+            raise ValueError('DSSDHead needs anchor_generator (the DSSD321 '
+                             'boxes: configs/_base_/models/dssd321_r101.py)')
         num_levels = len(in_channels)
         self.pm_variants = self._per_level(prediction_module, num_levels,
                                            'prediction_module')
@@ -227,29 +192,18 @@ class DSSDHead(SSDHead):
                     f'(neck out_channels must equal head in_channels)')
 
     # ------------------------------------------------------------------ loss
-    def fallback_reason(self, batch_gt_instances_ignore: OptInstanceList
-                        ) -> str:
+    def fallback_reason(self) -> str:
         """Why MMDetection's per-image loss is used instead of the batched
-        one (``''``: the batched loss reproduces it exactly and is used)."""
-        assigner = getattr(self, 'assigner', None)
-        iou_calc = getattr(assigner, 'iou_calculator', None)
+        one (``''``: the batched loss, which reproduces it, is used). The
+        assigner's own options are checked when it is built."""
         checks = [
             (self.batched_loss, 'batched_loss=False'),
             (not self.reg_decoded_bbox, 'reg_decoded_bbox=True'),
-            (isinstance(assigner, MaxIoUAssigner),
-             f'assigner {type(assigner).__name__}'),
-            (type(iou_calc) is BboxOverlaps2D
-             and getattr(iou_calc, 'scale', None) == 1.
-             and getattr(iou_calc, 'dtype', 0) is None,
-             'a non-default IoU calculator'),
+            (isinstance(getattr(self, 'assigner', None), BatchMaxIoUAssigner),
+             f'assigner {type(getattr(self, "assigner", None)).__name__} '
+             '(BatchMaxIoUAssigner assigns the batch at once)'),
             (isinstance(getattr(self, 'sampler', None), PseudoSampler),
              'a sampler other than PseudoSampler'),
-            (isinstance(getattr(assigner, 'neg_iou_thr', None), float),
-             'a neg_iou_thr range'),
-            (not getattr(assigner, 'gt_max_assign_all', True),
-             'gt_max_assign_all=True'),
-            (getattr(assigner, 'ignore_iof_thr', 1) <= 0
-             or not batch_gt_instances_ignore, 'ignored boxes'),
             (self.train_cfg.get('allowed_border', -1) < 0,
              'allowed_border >= 0'),
         ]
@@ -268,7 +222,7 @@ class DSSDHead(SSDHead):
         Returns:
             dict[str, Tensor]: ``loss_cls`` and ``loss_bbox``.
         """
-        reason = self.fallback_reason(batch_gt_instances_ignore)
+        reason = self.fallback_reason()
         if reason:
             # MMDetection's SSDHead computes plain softmax cross-entropy
             # inline: it cannot apply another loss_cls, so refuse one
@@ -286,8 +240,8 @@ class DSSDHead(SSDHead):
         device = cls_scores[0].device
         anchors, valid = self._anchors_and_flags(featmap_sizes,
                                                  batch_img_metas, device)
-        assigned, gt_boxes, gt_labels = self._assign(anchors, valid,
-                                                     batch_gt_instances)
+        assigned, gt_boxes, gt_labels = self.assigner.batch_assign(
+            anchors, valid, batch_gt_instances, self.num_classes)
 
         pos = assigned > 0
         neg = assigned == 0
@@ -332,36 +286,26 @@ class DSSDHead(SSDHead):
 
     def _per_box_cls_loss(self, cls_scores: List[Tensor],
                           labels: Tensor) -> Tensor:
-        """Classification loss of every box, (B, A), unreduced.
-
-        Plain softmax cross-entropy is computed per level on the
-        predictor's own layout (:func:`map_cross_entropy`): no (B, A, C)
-        copy of the scores and no full log-softmax output, which were most
-        of the loss time on the CPU. Other ``loss_cls`` settings (class
-        weights...) go through ``self.loss_cls`` on flattened scores.
-        """
-        num_imgs, channels = labels.shape[0], self.cls_out_channels
-        if not self._is_plain_softmax_ce():
-            flat = torch.cat([
-                s.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
-                for s in cls_scores
-            ], 1)
-            return self.loss_cls(
-                flat.reshape(-1, channels),
-                labels.reshape(-1),
-                reduction_override='none').view(num_imgs, -1)
-        losses, start = [], 0
-        for score in cls_scores:
-            num = score[0].numel() // channels
-            losses.append(
-                map_cross_entropy(score, labels[:, start:start + num]))
-            start += num
-        return torch.cat(losses, 1) * self.loss_cls.loss_weight
+        """Classification loss of every box, (B, A), unreduced: on the
+        predictors' maps (``MapCrossEntropyLoss``), or through any other
+        ``loss_cls`` on flattened (B * A, C) scores."""
+        channels = self.cls_out_channels
+        if isinstance(self.loss_cls, MapCrossEntropyLoss):
+            return self.loss_cls(cls_scores, labels, channels)
+        num_imgs = labels.shape[0]
+        flat = torch.cat([
+            s.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
+            for s in cls_scores
+        ], 1)
+        return self.loss_cls(
+            flat.reshape(-1, channels),
+            labels.reshape(-1),
+            reduction_override='none').view(num_imgs, -1)
 
     def _is_plain_softmax_ce(self) -> bool:
         """Whether ``loss_cls`` is unweighted softmax cross-entropy."""
         loss = self.loss_cls
-        return (type(loss) is CrossEntropyLoss and not loss.use_sigmoid
+        return (isinstance(loss, CrossEntropyLoss) and not loss.use_sigmoid
                 and not loss.use_mask and loss.class_weight is None
                 and loss.ignore_index is None)
 
@@ -412,75 +356,3 @@ class DSSDHead(SSDHead):
                         sizes, flag_key[2], device))
             flags.append(cache[flag_key])
         return cache[key], torch.stack(flags)
-
-    def _assign(self, anchors: Tensor, valid: Tensor,
-                batch_gt_instances: InstanceList
-                ) -> Tuple[Tensor, Tensor, Tensor]:
-        """``MaxIoUAssigner`` for the whole batch at once.
-
-        Returns:
-            tuple: ``assigned`` (B, A) long: -1 ignored, 0 background,
-            ``g + 1`` matched to ground truth ``g``; the padded ground-truth
-            boxes (B, G, 4) and labels (B, G).
-        """
-        assigner: MaxIoUAssigner = self.assigner
-        num_imgs, num_anchors = valid.shape
-        device = anchors.device
-        counts = [len(g) for g in batch_gt_instances]
-        max_gts = max(counts + [1])
-        boxes = torch.cat([
-            get_box_tensor(g.bboxes).to(anchors.dtype)
-            for g in batch_gt_instances
-        ]) if sum(counts) else anchors.new_zeros(0, 4)
-        labels = torch.cat([g.labels for g in batch_gt_instances
-                            ]) if sum(counts) else anchors.new_zeros(
-                                0, dtype=torch.long)
-        # image of each gt and its index among that image's gts
-        img_of = torch.repeat_interleave(
-            torch.arange(num_imgs, device=device),
-            torch.tensor(counts, device=device))
-        starts = torch.tensor([0] + counts[:-1], device=device).cumsum(0)
-        local = torch.arange(len(boxes), device=device) - starts[img_of]
-        gt_boxes = anchors.new_zeros(num_imgs, max_gts, 4)
-        gt_boxes[img_of, local] = boxes
-        gt_labels = torch.full((num_imgs, max_gts),
-                               self.num_classes,
-                               dtype=torch.long,
-                               device=device)
-        gt_labels[img_of, local] = labels
-
-        ious = box_iou(boxes, anchors)  # real gts only, (N, A)
-        if not bool(valid.all()):
-            ious = ious.masked_fill(~valid[img_of], -1)
-
-        # Only (gt, anchor) pairs at or above the lower threshold can make
-        # an anchor anything but background, and they are few: reduce over
-        # those instead of over a padded (B, G, A) IoU tensor.
-        neg_thr, pos_thr = assigner.neg_iou_thr, assigner.pos_iou_thr
-        gt_idx, anchor = (ious >= min(neg_thr, pos_thr)).nonzero(
-            as_tuple=True)
-        iou = ious[gt_idx, anchor]
-        key = img_of[gt_idx] * num_anchors + anchor  # (image, anchor)
-        max_ov = ious.new_full((num_imgs * num_anchors, ), -1)
-        max_ov.scatter_reduce_(0, key, iou, reduce='amax')
-        # the first gt with the best IoU, as MMDetection's argmax picks
-        best = (iou >= pos_thr) & (iou == max_ov[key])
-        first_gt = key.new_full((num_imgs * num_anchors, ), max_gts)
-        first_gt.scatter_reduce_(
-            0, key[best], local[gt_idx[best]], reduce='amin')
-        max_ov = max_ov.view(num_imgs, num_anchors)
-        assigned = torch.where(valid & (max_ov < neg_thr), 0, -1)
-        pos = valid & (max_ov >= pos_thr)
-        assigned[pos] = first_gt.view(num_imgs, num_anchors)[pos] + 1
-
-        if assigner.match_low_quality:
-            # each gt's best anchor; MMDetection loops over gts, so a later
-            # gt wins a shared anchor
-            gt_max, gt_argmax = ious.max(dim=1)
-            low = gt_max >= assigner.min_pos_iou
-            forced = torch.full_like(assigned, -1).view(-1).scatter_reduce(
-                0, img_of[low] * num_anchors + gt_argmax[low], local[low],
-                reduce='amax')
-            forced = forced.view(num_imgs, num_anchors)
-            assigned = torch.where(forced >= 0, forced + 1, assigned)
-        return assigned, gt_boxes, gt_labels

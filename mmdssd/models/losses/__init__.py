@@ -1,3 +1,3 @@
-from .map_cross_entropy_loss import map_cross_entropy
+from .map_cross_entropy_loss import MapCrossEntropyLoss, map_cross_entropy
 
-__all__ = ['map_cross_entropy']
+__all__ = ['MapCrossEntropyLoss', 'map_cross_entropy']

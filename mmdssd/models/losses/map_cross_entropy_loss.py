@@ -1,5 +1,9 @@
 """Softmax cross-entropy on a predictor's own (B, n * C, H, W) layout."""
+from typing import Sequence
+
 import torch
+from mmdet.models.losses import CrossEntropyLoss
+from mmdet.registry import MODELS
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -86,3 +90,34 @@ def map_cross_entropy(score: Tensor, labels: Tensor) -> Tensor:
         rows, label.reshape(num_imgs * num_base, 1, hw))
     return loss.view(num_imgs, num_base, hw).transpose(1, 2).reshape(
         num_imgs, -1)
+
+
+@MODELS.register_module()
+class MapCrossEntropyLoss(CrossEntropyLoss):
+    """Softmax cross-entropy of every box, on the predictors' own maps.
+
+    The loss of an SSD-style head's classification: per-level class maps
+    (B, n * C, H, W) and the target of every box (B, A) in MMDetection's
+    flattened order (level, y, x, base box) give the unreduced loss (B, A)
+    (:func:`map_cross_entropy` level by level), for hard negative mining
+    to select from. Plain, unweighted softmax cross-entropy: a head that
+    needs class weights uses ``CrossEntropyLoss`` on flattened scores.
+
+    Args:
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__(use_sigmoid=False, loss_weight=loss_weight)
+
+    def forward(self, cls_scores: Sequence[Tensor], labels: Tensor,
+                cls_out_channels: int) -> Tensor:
+        """Unreduced loss (B, A) of the level maps ``cls_scores`` with
+        ``cls_out_channels`` scores (classes + background) per box."""
+        losses, start = [], 0
+        for score in cls_scores:
+            num = score[0].numel() // cls_out_channels  # boxes of the level
+            losses.append(map_cross_entropy(
+                score, labels[:, start:start + num]))
+            start += num
+        return torch.cat(losses, 1) * self.loss_weight

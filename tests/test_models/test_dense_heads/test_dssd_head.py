@@ -8,7 +8,7 @@ from mmdssd.models.dense_heads import DSSDHead
 
 TRAIN_CFG = ConfigDict(
     assigner=dict(
-        type='MaxIoUAssigner',
+        type='BatchMaxIoUAssigner',
         pos_iou_thr=0.5,
         neg_iou_thr=0.5,
         min_pos_iou=0.,
@@ -73,6 +73,19 @@ def random_gts(counts, seed=0, num_classes=4):
     return out
 
 
+def mmdet_loss(head, *args):
+    """MMDetection's SSDHead loss as MMDetection runs it: its own
+    MaxIoUAssigner and BboxOverlaps2D."""
+    import copy
+
+    from mmdet.registry import TASK_UTILS
+    stock = copy.copy(head)
+    stock.assigner = TASK_UTILS.build(dict(
+        head.train_cfg.assigner, type='MaxIoUAssigner',
+        iou_calculator=dict(type='BboxOverlaps2D')))
+    return SSDHead.loss_by_feat(stock, *args)
+
+
 def metas(batch, shape=(SIZE, SIZE)):
     return [dict(img_shape=shape, pad_shape=shape, scale_factor=(1., 1.))
             for _ in range(batch)]
@@ -103,7 +116,7 @@ def test_batched_loss_equals_mmdet(counts, shape):
         assert not valid.all()
 
     ours = head.loss_by_feat(cls, reg, gts, img_metas)
-    theirs = SSDHead.loss_by_feat(head, cls, reg, gts, img_metas)
+    theirs = mmdet_loss(head, cls, reg, gts, img_metas)
     theirs = {k: sum(v) for k, v in theirs.items()}
     for key in ('loss_cls', 'loss_bbox'):
         assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
@@ -215,62 +228,6 @@ def test_general_cls_loss_path_agrees_with_the_fast_one():
     assert c > a * 1.5  # background (last class) weighted 3x
 
 
-@pytest.mark.parametrize('neg,pos,min_pos,low_quality', [
-    (0.5, 0.5, 0., True),
-    (0.4, 0.5, 0.3, True),
-    (0.5, 0.4, 0., False),
-])
-def test_batched_assignment_equals_max_iou_assigner(neg, pos, min_pos,
-                                                    low_quality):
-    """Per image, against MMDetection's MaxIoUAssigner on the valid boxes:
-    an ignore band, positives below the negative threshold, gts that tie
-    (a duplicated box), images without gts and invalid boxes."""
-    from mmdet.models.task_modules.assigners import MaxIoUAssigner
-    cfg = dict(TRAIN_CFG)
-    cfg['assigner'] = dict(
-        type='MaxIoUAssigner', pos_iou_thr=pos, neg_iou_thr=neg,
-        min_pos_iou=min_pos, match_low_quality=low_quality,
-        ignore_iof_thr=-1, gt_max_assign_all=False)
-    head = make_head(train_cfg=ConfigDict(cfg))
-    gts = random_gts([5, 0, 3], seed=3)
-    gts[0] = InstanceData(  # gt 1 repeats gt 0: ties go to gt 0
-        bboxes=torch.cat([gts[0].bboxes[:1], gts[0].bboxes]),
-        labels=torch.cat([gts[0].labels[:1], gts[0].labels]))
-    img_metas = metas(3, (72, SIZE))
-    anchors, valid = head._anchors_and_flags(
-        [(s, s) for s in FEATS], img_metas, 'cpu')
-    assert not valid.all()
-    assigned, _, _ = head._assign(anchors, valid, gts)
-    reference = MaxIoUAssigner(**{
-        k: v for k, v in cfg['assigner'].items() if k != 'type'})
-    for i, gt in enumerate(gts):
-        theirs = reference.assign(
-            InstanceData(priors=anchors[valid[i]]), gt).gt_inds
-        assert torch.equal(assigned[i][valid[i]], theirs), i
-        assert (assigned[i][~valid[i]] == -1).all()
-    # ...except the shared best box of low-quality matching: the later gt
-    assert (assigned[0] == 2).sum() == int(low_quality)
-    assert (assigned[0] == 1).sum() > 1
-    if neg < pos:
-        assert (assigned[0] == -1).any()  # the ignore band is used
-
-
-@pytest.mark.parametrize('tile', [1 << 17, 7])
-def test_box_iou_is_mmdet_bbox_overlaps_bitwise(monkeypatch, tile):
-    from mmdet.structures.bbox import bbox_overlaps
-
-    from mmdssd.models.dense_heads import dssd_head
-    monkeypatch.setattr(dssd_head, 'IOU_TILE_NUMEL', tile)  # 7: many tiles
-    g = torch.Generator().manual_seed(0)
-    for n, m in [(5, 301), (0, 20), (3, 1)]:
-        xy = torch.rand(n + m, 2, generator=g) * 100
-        boxes = torch.cat([xy, xy + torch.rand(n + m, 2, generator=g) * 60],
-                          1)
-        boxes[n:n + 2, 2:] = boxes[n:n + 2, :2]  # zero-area boxes
-        ours = dssd_head.box_iou(boxes[:n], boxes[n:])
-        assert torch.equal(ours, bbox_overlaps(boxes[:n], boxes[n:]))
-
-
 def test_loss_under_autocast_matches_float32():
     """AMP path (CPU autocast with bfloat16 here; float16 on GPUs): the
     loss is computed in float32 and stays close to the float32 loss."""
@@ -316,7 +273,7 @@ def test_default_batch_takes_the_batched_path(monkeypatch):
     head = make_head()
     cls, reg = head(feats(head))
     gts, img_metas = random_gts([3, 2]), metas(2)
-    assert head.fallback_reason(None) == ''
+    assert head.fallback_reason() == ''
     monkeypatch.setattr(SSDHead, 'loss_by_feat', _fail_if_called)
     losses = head.loss_by_feat(cls, reg, gts, img_metas)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -325,26 +282,34 @@ def test_default_batch_takes_the_batched_path(monkeypatch):
 @pytest.mark.parametrize('setting, reason', [
     (dict(batched_loss=False), 'batched_loss=False'),
     (dict(reg_decoded_bbox=True), 'reg_decoded_bbox=True'),
-    ('ignore', 'ignored boxes'),
+    ('ignore', 'assigner MaxIoUAssigner (BatchMaxIoUAssigner assigns the '
+     'batch at once)'),
 ])
 def test_fallback_is_mmdetections_loss(setting, reason):
-    """Where the batched loss would differ, MMDetection's loss is used,
-    and the head says why."""
+    """Where the batched loss would differ (here: MMDetection's own
+    assigner with ignored boxes), MMDetection's loss is used, and the head
+    says why."""
     ignore = None
     if setting == 'ignore':
         train_cfg = ConfigDict(TRAIN_CFG.to_dict())
+        train_cfg.assigner.type = 'MaxIoUAssigner'
         train_cfg.assigner.ignore_iof_thr = 0.5
         head = make_head(train_cfg=train_cfg)
         ignore = random_gts([1, 1], seed=3)
     else:
         head = make_head(**setting)
-    assert head.fallback_reason(ignore) == reason
+    assert head.fallback_reason() == reason
     cls, reg = head(feats(head))
     gts, img_metas = random_gts([3, 2]), metas(2)
     ours = head.loss_by_feat(cls, reg, gts, img_metas, ignore)
     theirs = SSDHead.loss_by_feat(head, cls, reg, gts, img_metas, ignore)
     for key in ('loss_cls', 'loss_bbox'):
         assert torch.equal(sum(ours[key]), sum(theirs[key])), key
+
+
+def test_anchor_generator_is_required():
+    with pytest.raises(ValueError, match='DSSDHead needs anchor_generator'):
+        make_head(anchor_generator=None)
 
 
 @pytest.mark.parametrize('loss_cls', [

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmdssd.models.task_modules.prior_generators.anchor_ratios import (
+from mmdssd.utils.anchor_ratios import (
     anchor_coverage, kmeans_ratios, resize_factors)
 
-from ....conftest import CONFIGS, ROOT, TOOLS
+from ..conftest import CONFIGS, ROOT, TOOLS
 
 
 def test_kmeans_recovers_known_clusters():

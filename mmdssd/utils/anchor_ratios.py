@@ -61,7 +61,7 @@ def anchor_coverage(priors: torch.Tensor, gt_boxes: Sequence[torch.Tensor],
         ``matched`` (fraction of boxes whose best default box has
         IoU >= ``thr``) and ``mean_best_iou``.
     """
-    from mmdssd.models.dense_heads.dssd_head import box_iou
+    from mmdssd.models.task_modules.assigners import box_iou
     best, sides = [], []
     for boxes in gt_boxes:
         if len(boxes) == 0:
