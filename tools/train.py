@@ -51,17 +51,24 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
+def use_amp(cfg) -> None:
+    """``--amp``: MMEngine's AmpOptimWrapper (float16, loss scaling) on a
+    GPU; bfloat16 autocast (``CPUAmpOptimWrapper``) on a CPU, which
+    refuses, saying why, a CPU without native bf16."""
+    import torch
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
-        import torch
-        if not torch.cuda.is_available():
-            raise SystemExit(
-                '--amp: MMEngine\'s AmpOptimWrapper needs a GPU (CUDA, NPU, '
-                'MLU or MUSA) and none is visible; train in fp32 on the CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        use_amp(cfg)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError(

@@ -130,6 +130,21 @@ def _time_end_to_end(model, runtimes: Dict, image: str, warmup: int,
     return _interleaved(fns, warmup, repeat)
 
 
+def _random_model_exported(name: str, work_dir: str):
+    """The config's model with random weights (seed 0), eager, and its
+    export to ``work_dir/model.onnx``."""
+    import mmdssd  # noqa: F401
+    torch.manual_seed(0)
+    model, cfg = build_detector(name, None, fold_bn=False)
+    model.cfg = cfg
+    os.makedirs(work_dir, exist_ok=True)
+    ckpt = osp.join(work_dir, 'weights.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    onnx_file = export_onnx(cfg, ckpt, osp.join(work_dir, 'model.onnx'),
+                            overwrite=True)
+    return model, cfg, onnx_file
+
+
 def benchmark_deployed(name: str,
                        batch_sizes: Sequence[int] = (1, 8),
                        warmup: int = 2,
@@ -157,22 +172,13 @@ def benchmark_deployed(name: str,
         ``eager``), ``precision_ran`` per runtime, ``skipped`` (runtime:
         reason), the CPU, input size and thread counts.
     """
-    import mmdssd  # noqa: F401
-
     from ..deployment import cpu_description
-    torch.manual_seed(0)
-    model, cfg = build_detector(name, None, fold_bn=False)
-    model.cfg = cfg
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory()
         work_dir = tmp.name
-    os.makedirs(work_dir, exist_ok=True)
     try:
-        ckpt = osp.join(work_dir, 'weights.pth')
-        torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
-        onnx_file = export_onnx(cfg, ckpt, osp.join(work_dir, 'model.onnx'),
-                                overwrite=True)
+        model, cfg, onnx_file = _random_model_exported(name, work_dir)
         images = [_image_file(work_dir, i) for i in range(max(batch_sizes))]
         calibration = [
             _packed_batch(cfg, [p])['inputs'][0].float().numpy()[None]
@@ -270,15 +276,9 @@ def benchmark_variants(name: str,
     each graph optimisation level and OpenVINO fp32 with dynamic and fixed
     shapes, with 1 and all threads. Returns
     median seconds per variant (a failed variant maps to its error)."""
-    import mmdssd  # noqa: F401
-
     from ..models.utils import fuse_bn
-    torch.manual_seed(0)
-    model, cfg = build_detector(name, None, fold_bn=False)
     with tempfile.TemporaryDirectory() as work_dir:
-        ckpt = osp.join(work_dir, 'weights.pth')
-        torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
-        onnx_file = export_onnx(cfg, ckpt, osp.join(work_dir, 'model.onnx'))
+        model, cfg, onnx_file = _random_model_exported(name, work_dir)
         data = _packed_batch(cfg, [_image_file(work_dir)])
 
         def eager_fn(m):

@@ -166,7 +166,6 @@ def quantize_int8(config, onnx_file: str, out_file: str,
         AccuracyDropError: the drop stayed above ``max_drop``; nothing is
             written and an existing ``out_file`` is left as it was.
     """
-    import nncf
     import openvino as ov
     if not out_file.endswith(IR_SUFFIX):
         raise ValueError(f'{out_file}: the int8 model is an OpenVINO IR '
@@ -186,18 +185,8 @@ def quantize_int8(config, onnx_file: str, out_file: str,
                            f' gives {sorted(metrics)}')
         return float(metrics[metric])
 
-    with _quiet():
-        quantized = nncf.quantize_with_accuracy_control(
-            model,
-            nncf.Dataset(calibration, _as_array),
-            nncf.Dataset(validation),
-            validate,
-            max_drop=max_drop,
-            subset_size=len(calibration),
-            ignored_scope=_ignored_scope(model),
-            advanced_accuracy_restorer_parameters=nncf.
-            AdvancedAccuracyRestorerParameters(
-                max_num_iterations=max_reverted))
+    quantized = _quantize_controlled(model, calibration, validation,
+                                     validate, max_drop, max_reverted)
     report = _measure(model, quantized, validation, validate, metric,
                       max_drop, len(calibration))
     if report.drop > max_drop:
@@ -210,6 +199,25 @@ def quantize_int8(config, onnx_file: str, out_file: str,
     _save_ir(quantized, out_file, meta)
     report.out_file = out_file
     return report
+
+
+def _quantize_controlled(model, calibration: Sequence, validation: Sequence,
+                         validate, max_drop: float, max_reverted: int):
+    """NNCF's ``quantize_with_accuracy_control``, post-processing left out
+    of quantisation."""
+    import nncf
+    with _quiet():
+        return nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(calibration, _as_array),
+            nncf.Dataset(validation),
+            validate,
+            max_drop=max_drop,
+            subset_size=len(calibration),
+            ignored_scope=_ignored_scope(model),
+            advanced_accuracy_restorer_parameters=nncf.
+            AdvancedAccuracyRestorerParameters(
+                max_num_iterations=max_reverted))
 
 
 def _measure(model, quantized, validation: Sequence, validate, metric: str,

@@ -10,35 +10,16 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from mmdet.registry import MODELS
 
+from ..utils.cpu_info import cpu_description
 from .deployed_detector import IR_SUFFIX, DeployedDetector
 
 PRECISIONS = ('fp32', 'bf16', 'int8')
 #: The OpenVINO capability each precision needs.
 _CAPABILITY = dict(fp32='FP32', bf16='BF16', int8='INT8')
-#: CPU flags that decide bf16/int8 speed, reported with every figure.
-CPU_FLAGS = ('amx_bf16', 'amx_int8', 'amx_tile', 'avx512_bf16',
-             'avx512_vnni', 'avx512f', 'avx_vnni', 'avx2')
 
 
 class UnsupportedPrecisionError(ValueError):
     """A precision this CPU, runtime or model file cannot run."""
-
-
-def cpu_description() -> str:
-    """The CPU's model name and which of :data:`CPU_FLAGS` it has."""
-    name, flags = 'unknown CPU', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    name = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-    except OSError:
-        pass
-    have = [flag for flag in CPU_FLAGS if flag in flags]
-    return f'{name} (flags: {" ".join(have) or "none of " + str(CPU_FLAGS)})'
 
 
 def openvino_capabilities() -> List[str]:

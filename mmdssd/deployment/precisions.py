@@ -58,7 +58,8 @@ def compare_precisions(config, checkpoint: str, work_dir: str,
     items, meta = load_items(cfg, 'test')
     files = _deployed_files(cfg, checkpoint, work_dir, max_drop,
                             subset_size)
-    models = [('PyTorch', 'fp32', init_detector(cfg, checkpoint, 'cpu'))]
+    models = [('PyTorch', 'fp32', init_detector(
+        cfg, checkpoint, device='cpu'))]
     models.append(('ONNX Runtime', 'fp32', init_deployed_detector(
         cfg, files['fp32'], 'onnxruntime')))
     rows = []

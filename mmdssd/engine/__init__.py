@@ -1,5 +1,8 @@
 from .checkpoint import (CheckpointError, check_checkpoint_fits,
                          find_resumable_checkpoint, load_checked_checkpoint)
+from .optimizers import (CPUAmpOptimWrapper, UnsupportedCPUPrecisionError,
+                         choose_training_precision, cpu_bf16_support,
+                         with_cpu_amp)
 from .hooks import (AtomicCheckpointHook, ChannelsLastHook,
                     ClassNameCheckHook, FreezeNormHook, FuseConvBNHook,
                     InvalidLossError, ProgressHook, RngStateHook,
@@ -7,6 +10,8 @@ from .hooks import (AtomicCheckpointHook, ChannelsLastHook,
                     find_unknown_classes, use_atomic_checkpoints)
 
 __all__ = [
+    'CPUAmpOptimWrapper', 'UnsupportedCPUPrecisionError', 'cpu_bf16_support',
+    'choose_training_precision', 'with_cpu_amp',
     'AtomicCheckpointHook', 'ChannelsLastHook', 'CheckpointError',
     'ClassNameCheckHook', 'FreezeNormHook', 'FuseConvBNHook',
     'InvalidLossError', 'ProgressHook', 'RngStateHook',

@@ -244,3 +244,32 @@ def test_int8_refused_beyond_the_allowed_drop(exported_tiny, data_cwd,
     assert out.read_text() == 'an earlier model'
     assert not [p for p in tmp_path.iterdir() if '.part' in p.name or
                 p.suffix == '.bin']
+
+
+def test_compare_precisions_tool_tables_every_precision(trained_tiny,
+                                                        data_cwd, tmp_path):
+    """One row per runtime and precision; fp32 deployed equals PyTorch;
+    a precision the CPU lacks is a row saying why."""
+    table = tmp_path / 'table.md'
+    run([PYTHON, osp.join(TOOLS, 'deployment', 'compare_precisions.py'),
+         TINY, trained_tiny / 'epoch_2.pth', '--work-dir', tmp_path / 'w',
+         '--max-drop', '1.0', '--subset-size', '4', '--out', table],
+        cwd=data_cwd)
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith(TINY) and '; CPU: ' in lines[0]
+    assert lines[1] == ('| runtime | precision that ran | VOC mAP | change '
+                        '| COCO AP | change | AP_small | change |')
+    rows = {tuple(line.split(' | ')[:2]): line for line in lines[3:]}
+    assert lines[3].startswith('| PyTorch | fp32 | ')
+    for runtime in ('ONNX Runtime', 'OpenVINO'):
+        row = rows[('| ' + runtime, 'fp32')]
+        assert row.count('+0.0000') == 3, row
+    bf16 = [line for line in lines if line.startswith('| OpenVINO | bf16')]
+    assert len(bf16) == 1
+    if not HAS_BF16:
+        assert 'skipped: ' in bf16[0] and 'no BF16' in bf16[0]
+    int8 = [line for line in lines if line.startswith('| OpenVINO | int8')]
+    assert len(int8) == 1
+    if HAS_INT8:
+        assert re.match(r'\| OpenVINO \| int8 \(\d+ of \d+ convolutions\)',
+                        int8[0]), int8[0]

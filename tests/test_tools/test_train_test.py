@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import torch
+from mmengine.config import Config
 
 from ..conftest import PYTHON, ROOT, TINY, TOOLS, free_port, run
 
@@ -105,8 +106,9 @@ def test_dist_test_two_processes(trained_tiny, data_cwd, tmp_path):
 
 def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
     """--auto-scale-lr scales the lr by the real batch (8 images against a
-    base of 4: x2, the log says so); --amp on a machine
-    without a GPU stops with a clear message before training."""
+    base of 4: x2, the log says so); --amp on a machine without a GPU is
+    bf16 autocast (CPUAmpOptimWrapper), refused with a clear message on a
+    CPU without native bf16, and trained (emulated) when told to."""
     base = [PYTHON, osp.join(TOOLS, 'train.py'), TINY,
             '--work-dir', str(tmp_path / 'w'), '--cfg-options',
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
@@ -115,11 +117,22 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
     assert re.search(r'LR is set based on batch size of 4 and the current '
                      r'batch size is 8\. Scaling the original LR by 2\.0',
                      out), out[-3000:]
+    from mmdssd.engine import cpu_bf16_support
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=ROOT)
-    proc = subprocess.run(base + ['--amp'], cwd=data_cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert '--amp: MMEngine' in proc.stderr and 'needs a GPU' in proc.stderr
+    if not cpu_bf16_support()[0]:
+        proc = subprocess.run(base + ['--amp'], cwd=data_cwd, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0
+        assert ('UnsupportedCPUPrecisionError: --amp / CPUAmpOptimWrapper: '
+                in proc.stderr and 'has neither AVX-512 BF16 nor AMX'
+                in proc.stderr), proc.stderr[-2000:]
+        base.append('optim_wrapper.check_hardware=False')
+    base[base.index(str(tmp_path / 'w'))] = str(tmp_path / 'amp')
+    run(base + ['--amp'], cwd=data_cwd, env=dict(CUDA_VISIBLE_DEVICES=''))
+    dumped = Config.fromfile(next((tmp_path / 'amp').glob('*.py')))
+    assert dumped.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    state = torch.load(tmp_path / 'amp' / 'epoch_1.pth', weights_only=True)
+    assert 'loss_scaler' not in state['optimizer']
 
 
 def _refused(cmd, cwd):

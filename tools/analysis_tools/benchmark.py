@@ -60,16 +60,15 @@ def main() -> None:
         train_steps=args.train_steps,
         fuse_conv_bn=args.fuse_conv_bn,
         flops=not args.no_flops)
-    if args.deploy:
+    if args.deploy and args.in_process:
         kwargs = dict(warmup=args.warmup, repeat=args.repeat)
         if args.in_process == 'variants':
             result = benchmark_variants(args.configs[0], **kwargs)
         else:
             result = benchmark_deployed(
                 args.configs[0], batch_sizes=args.batch_sizes, **kwargs)
-        if args.in_process:
-            print('RESULT ' + json.dumps(result))
-            return
+        print('RESULT ' + json.dumps(result))
+        return
     if args.in_process:
         print('RESULT ' + json.dumps(benchmark_config(args.configs[0],
                                                       **kwargs)))
