@@ -6,18 +6,9 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.config import Config
 
+from ..deployment.onnx_export import input_size_of
 from ..utils.cli import config_without_download
-
-
-def input_size_of(cfg: Config) -> tuple:
-    """(h, w) the test pipeline resizes to (square default: 320)."""
-    for step in cfg.get('test_pipeline', []):
-        if step.get('type') == 'Resize':
-            w, h = step['scale']
-            return h, w
-    return 320, 320
 
 
 def _samples(num: int, size: tuple, num_classes: int, seed: int = 0):
@@ -132,9 +123,9 @@ def benchmark_config(name: str,
 
     Returns:
         dict: ``params``, ``flops``, ``input_size``, ``latency``,
-        ``forward`` (and ``*_fused``), ``train_step`` (seconds: median/min/max) and
-        ``peak_mem_mb`` (CPU: peak RSS of this process; CUDA: max
-        allocated).
+        ``forward`` (and ``*_fused``), ``train_step`` (seconds:
+        median/min/max) and ``peak_mem_mb`` (CPU: peak RSS of this
+        process; CUDA: max allocated).
     """
     import mmdssd  # noqa: F401
     from mmdet.registry import MODELS
