@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
+
 from .deployed_detector import (IR_SUFFIX, METADATA_KEY, DeployedDetector,
                                 read_metadata)
 from .evaluation import evaluate_items, load_items
