@@ -47,23 +47,27 @@ def test_fp32_gives_pytorch_detections(exported_tiny, trained_tiny,
     assert model.precision_ran == 'fp32'
 
 
+def _instances(dets_labels):
+    return [OpenVINODetector.to_instances(d, l) for d, l in zip(*dets_labels)]
+
+
 def test_static_shapes_equal_dynamic(exported_tiny):
-    """Per-batch fixed-shape compilation gives the dynamic graph's output
-    for a batch of 3 and for one image."""
+    """Per-batch fixed-shape compilation gives the dynamic graph's
+    detections for a batch of 3 and for one image, and both give ONNX
+    Runtime's (matched box by box: near-equal scores may swap ranks)."""
+    from mmdssd.deployment.verify import compare_results
     rng = np.random.default_rng(0)
     images = (rng.random((3, 3, 256, 256)) * 255).astype(np.float32)
     dynamic = OpenVINODetector(str(exported_tiny))
     static = OpenVINODetector(str(exported_tiny), static_shapes=True)
-    ort_dets, ort_labels = make_session(str(exported_tiny)).run(
-        None, dict(images=images))
+    ort = _instances(make_session(str(exported_tiny)).run(
+        None, dict(images=images)))
     for batch in (images, images[:1]):
-        (d_dets, d_labels), (s_dets, s_labels) = (dynamic.infer(batch),
-                                                  static.infer(batch))
-        np.testing.assert_array_equal(d_labels, s_labels)
-        np.testing.assert_allclose(d_dets, s_dets, rtol=1e-4, atol=1e-3)
-    np.testing.assert_array_equal(dynamic.infer(images)[1], ort_labels)
-    np.testing.assert_allclose(dynamic.infer(images)[0], ort_dets,
-                               rtol=1e-4, atol=1e-3)
+        report = compare_results(_instances(static.infer(batch)),
+                                 _instances(dynamic.infer(batch)))
+        assert report.equal and report.num_dets > 0, str(report)
+    report = compare_results(_instances(dynamic.infer(images)), ort)
+    assert report.equal and report.num_dets == 600, str(report)
 
 
 def test_test_tool_evaluates_under_openvino(exported_tiny, data_cwd,
