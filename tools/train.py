@@ -13,8 +13,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdssd  # noqa: F401  (registers components, applies workarounds)
-from mmdssd.engine import (find_resumable_checkpoint,
-                           load_checked_checkpoint, use_atomic_checkpoints)
+from mmdssd.engine import (find_resumable_checkpoint, load_checked_checkpoint,
+                           use_atomic_checkpoints, with_cpu_amp)
 from mmdssd.utils.cli import add_common_args, load_config
 
 
@@ -51,24 +51,23 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
-def use_amp(cfg) -> None:
+def use_amp(cfg):
     """``--amp``: MMEngine's AmpOptimWrapper (float16, loss scaling) on a
     GPU; bfloat16 autocast (``CPUAmpOptimWrapper``) on a CPU, which
     refuses, saying why, a CPU without native bf16."""
     import torch
-    if torch.cuda.is_available():
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    else:
-        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
-        cfg.optim_wrapper.pop('loss_scale', None)
+    if not torch.cuda.is_available():
+        return with_cpu_amp(cfg)
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    return cfg
 
 
 def main() -> None:
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
-        use_amp(cfg)
+        cfg = use_amp(cfg)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RuntimeError(

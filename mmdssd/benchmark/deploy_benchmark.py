@@ -100,33 +100,18 @@ def deployed_runtimes(onnx_file: str, work_dir: str,
     return runtimes, skipped
 
 
-def _time_runtimes(model, runtimes: Dict, data: dict, warmup: int,
-                   repeat: int) -> Dict[str, float]:
-    """Median seconds of eager ``test_step`` and each runtime's, in turn."""
+def _time_models(model, runtimes: Dict, call: Callable, warmup: int,
+                 repeat: int) -> Dict[str, float]:
+    """Median seconds of ``call(detector)`` for eager ``model`` (no grad)
+    and each runtime's detector, called in turn."""
 
     def eager():
         with torch.no_grad():
-            model.test_step(copy.copy(data))
+            call(model)
 
     fns = dict(eager=eager)
     for name, det in runtimes.items():
-        fns[name] = lambda det=det: det.test_step(copy.copy(data))
-    return _interleaved(fns, warmup, repeat)
-
-
-def _time_end_to_end(model, runtimes: Dict, image: str, warmup: int,
-                     repeat: int) -> Dict[str, float]:
-    """Median seconds from an image file to detections (mmdet's
-    ``inference_detector``: decoding, resize, model, rescale)."""
-    from mmdet.apis import inference_detector
-
-    def eager():
-        with torch.no_grad():
-            inference_detector(model, image)
-
-    fns = dict(eager=eager)
-    for name, det in runtimes.items():
-        fns[name] = lambda det=det: inference_detector(det, image)
+        fns[name] = lambda det=det: call(det)
     return _interleaved(fns, warmup, repeat)
 
 
@@ -191,12 +176,17 @@ def benchmark_deployed(name: str,
             det.cfg = cfg
         times = {}
         for batch in batch_sizes:
-            times[str(batch)] = _time_runtimes(
-                model, runtimes, _packed_batch(cfg, images[:batch]), warmup,
+            data = _packed_batch(cfg, images[:batch])
+            times[str(batch)] = _time_models(
+                model, runtimes,
+                lambda det, data=data: det.test_step(copy.copy(data)),
+                warmup, repeat)
+        if end_to_end:  # image file to detections: decode, resize, rescale
+            from mmdet.apis import inference_detector
+            times['e2e'] = _time_models(
+                model, runtimes,
+                lambda det: inference_detector(det, images[0]), warmup,
                 repeat)
-        if end_to_end:
-            times['e2e'] = _time_end_to_end(model, runtimes, images[0],
-                                            warmup, repeat)
         return dict(
             config=name,
             input_size=list(input_size_of(cfg)),

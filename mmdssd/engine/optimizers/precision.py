@@ -32,13 +32,12 @@ def choose_training_precision(
     if precision == 'fp32':
         return cfg, 'fp32 (asked for)', fp32_times
     supported, why = cpu_bf16_support()
-    if precision == 'bf16':
-        return with_cpu_amp(cfg), f'bf16 (asked for; {why})', measure(
-            with_cpu_amp(cfg))
-    if not supported:
+    if not supported and precision == 'auto':
         return cfg, f'fp32: {why}; bf16 not timed', fp32_times
     bf16_cfg = with_cpu_amp(cfg)
     bf16_times = measure(bf16_cfg)
+    if precision == 'bf16':
+        return bf16_cfg, f'bf16 (asked for; {why})', bf16_times
     fp32_s, bf16_s = fp32_times['train_iter'], bf16_times['train_iter']
     timed = (f'a bf16 step took {bf16_s / fp32_s:.2f}x the fp32 step here '
              f'({bf16_s:.3f} vs {fp32_s:.3f} s; {why})')
