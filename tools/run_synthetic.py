@@ -23,18 +23,19 @@ import sys
 import time
 
 from mmengine.config import Config, DictAction
-from mmengine.hooks import Hook
 
 import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
                              point_cfg_at_synthetic)
-from mmdssd.utils.cli import set_max_iters
+from mmdssd.utils.schedule import set_max_iters
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Training images generated for the job (the default SyntheticSpec has 240;
-# the test split is the same whatever this is). README "The main job" has
-# the measurements behind the choice.
+# the test split is the same whatever this is): a longer budget needs more
+# distinct images than 240 before it overfits.
 NUM_TRAINVAL = 2000
+# validations per run (the last one is the final test)
+NUM_VAL = 6
 # seconds of the budget kept after training: drawing and plots (~1 s),
 # imports before the clock starts and the exit (~5 s), and a margin
 END_RESERVE_S = 15
@@ -83,23 +84,6 @@ def parse_args() -> argparse.Namespace:
     if args.epochs is not None and args.epochs < 1:
         parser.error(f'--epochs must be >= 1, got {args.epochs}')
     return args
-
-
-class Timeline(Hook):
-    """Records (seconds since the job started, iteration, metrics) after
-    every validation: the mAP-vs-wall-time record of the job."""
-
-    priority = 'LOW'
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.points = []
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self.points.append(
-            dict(seconds=round(time.time() - self.start, 1),
-                 iter=runner.iter,
-                 **{k: float(v) for k, v in (metrics or {}).items()}))
 
 
 def plot_curves(work_dir: str, timeline, out_file: str) -> str:
@@ -186,13 +170,125 @@ def metrics_table(metrics: dict) -> str:
     return '\n'.join(lines)
 
 
-def main() -> None:
+def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
+    """Time a few steps here (fp32, and bf16 where the CPU has it), pick
+    the precision and the number of iterations that fill the budget.
+
+    Returns:
+        tuple: the config (with the precision applied), the iterations, why
+        that precision, and the hook that refits the length while training.
+    """
     from mmengine.logging import MMLogger
+
+    from mmdssd.engine import (TimeBudgetHook, choose_training_precision,
+                               fit_iterations, measure_step_times)
+    print(f'[main job] timing a few training iterations to fit '
+          f'{args.minutes:g} minutes ...', flush=True)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # init_weights is chatty
+
+    def measure(c):
+        # 8 timed steps per input size: 4 were too few to be stable
+        return measure_step_times(c, train_iters=8, channels_last=True)
+
+    cfg, why, times = choose_training_precision(cfg, measure(cfg), measure,
+                                                args.precision)
+    logger.setLevel(level)
+    print(f'[main job] precision {why}', flush=True)
+    # a validation costs about twice its timed batches (the metrics, and a
+    # young model's many boxes)
+    val_s = 2 * times['test_batch'] * times['test_batches']
+    deadline = start + args.minutes * 60 - END_RESERVE_S
+    try:
+        iters = fit_iterations(deadline - time.time(), times['train_iter'],
+                               fixed_s=NUM_VAL * val_s)
+    except ValueError as err:
+        sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
+    hook = TimeBudgetHook(deadline, val_s=val_s,
+                          phase_costs=times['phase_train_iters'])
+    print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
+          f'-> about {iters} iterations (refitted as it trains)', flush=True)
+    return cfg, iters, why, hook
+
+
+def fixed_length(cfg: Config, args: argparse.Namespace):
+    """``--epochs``: the iterations of that many passes, the precision as
+    asked (``auto`` is fp32: nothing is timed)."""
+    from mmdssd.engine import with_cpu_amp
+    batch = cfg.train_dataloader.batch_size
+    iters = args.epochs * max(args.num_trainval // batch, 1)
+    if args.precision == 'bf16':
+        return with_cpu_amp(cfg), iters, 'bf16 (--epochs: steps not timed)'
+    return cfg, iters, 'fp32 (--epochs: steps not timed)'
+
+
+def final_metrics(runner, cfg: Config, timeline) -> dict:
+    """The test metrics: MMEngine validates after the last iteration, and
+    with the same split and metrics that validation is the final test
+    (``runner.test()`` would repeat it, seconds of the budget)."""
+    if (cfg.val_dataloader == cfg.test_dataloader
+            and cfg.val_evaluator == cfg.test_evaluator):
+        final = timeline.points[-1]
+        final['final'] = True
+        return {k: v for k, v in final.items() if '/' in k}
+    metrics = runner.test()
+    timeline.after_val_epoch(runner, metrics)
+    timeline.points[-1]['final'] = True
+    return metrics
+
+
+def test_images(voc_root: str, num: int) -> list:
+    """The first ``num`` test images of the VOC layout."""
+    main = osp.join(voc_root, 'VOC2007')
+    with open(osp.join(main, 'ImageSets', 'Main', 'test.txt')) as f:
+        names = f.read().split()[:num]
+    return [osp.join(main, 'JPEGImages', n + '.jpg') for n in names]
+
+
+def report(summary: dict, args, files: dict, num_test: int) -> None:
+    """The metrics table and where everything went."""
+    print('\n==== mmdssd synthetic main job ====')
+    print(metrics_table(summary['metrics']))
+    print()
+    print(f'data        : {osp.abspath(args.data_root)} (VOC + COCO '
+          f'layouts, {args.num_trainval} trainval / {num_test} test)')
+    print(f'checkpoint  : {files["checkpoint"]}')
+    print(f'curves      : {files["curves"]}')
+    print(f'detections  : {files["detections"]} ({args.num_vis} test '
+          f'images, score >= {args.score_thr})')
+    print(f'summary     : {files["summary"]}')
+    print(f'time        : {summary["total_seconds"]} s '
+          f'({summary["iterations"]} iterations, {summary["passes"]:g} '
+          'passes over the training images)')
+
+
+def train(cfg: Config, args, start: float):
+    """Fit the schedule, train with the job's hooks; returns the runner,
+    the timeline, the budget hook (or None) and why that precision."""
     from mmengine.runner import Runner
 
-    from mmdssd.engine import (ChannelsLastHook, ProgressHook, TimeBudgetHook,
-                               choose_training_precision, with_cpu_amp)
-    from mmdssd.utils.time_budget import fit_iterations, measure_step_times
+    from mmdssd.engine import (ChannelsLastHook, MetricTimelineHook,
+                               ProgressHook)
+    budget_hook = None
+    if args.epochs is None:
+        cfg, iters, why, budget_hook = fit_to_budget(cfg, args, start)
+    else:
+        cfg, iters, why = fixed_length(cfg, args)
+    set_max_iters(cfg, iters, args.val_interval or max(1, iters // NUM_VAL))
+    cfg.default_hooks.logger.interval = 50
+    runner = Runner.from_cfg(cfg)
+    timeline = MetricTimelineHook(start)
+    runner.register_hook(timeline)
+    runner.register_hook(ProgressHook(interval=10))
+    runner.register_hook(ChannelsLastHook())  # faster steps on the CPU
+    if budget_hook is not None:
+        runner.register_hook(budget_hook)
+    runner.train()
+    return runner, timeline, budget_hook, why
+
+
+def main() -> None:
     args = parse_args()
     start = time.time()
     spec = SyntheticSpec(num_trainval=args.num_trainval)
@@ -203,88 +299,19 @@ def main() -> None:
     point_cfg_at_synthetic(cfg, args.data_root)
     cfg.work_dir = osp.abspath(args.work_dir)
     cfg.randomness = dict(seed=args.seed)
-
-    batch = cfg.train_dataloader.batch_size
-    num_val = 6  # validations (the last one is the final test)
-    budget_hook = None
-    why = f'{args.precision} (--epochs: steps not timed)'
-    if args.epochs is None:
-        print(f'[main job] timing a few training iterations to fit '
-              f'{args.minutes:g} minutes ...', flush=True)
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # init_weights is chatty
-        # 8 timed steps (after 2 untimed) per input size: 4 once read 0.79 s
-        # for a 0.44 s step
-        times = measure_step_times(cfg, train_iters=8, channels_last=True)
-        cfg, why, times = choose_training_precision(
-            cfg, times, lambda c: measure_step_times(
-                c, train_iters=8, channels_last=True), args.precision)
-        logger.setLevel(level)
-        print(f'[main job] precision {why}', flush=True)
-        # a validation costs about twice its timed batches (the metrics,
-        # and a young model's many boxes: 2-5 s vs 2.2 s estimated here)
-        val_s = 2 * times['test_batch'] * times['test_batches']
-        # training and its validations end by the deadline; the rest of the
-        # job (drawing, plots, imports before `start`, exit) takes ~6 s
-        deadline = start + args.minutes * 60 - END_RESERVE_S
-        try:
-            iters = fit_iterations(
-                deadline - time.time(), times['train_iter'],
-                fixed_s=num_val * val_s)
-        except ValueError as err:
-            sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
-        # the estimate is refitted from the step times of the run itself
-        budget_hook = TimeBudgetHook(
-            deadline, val_s=val_s, phase_costs=times['phase_train_iters'])
-        print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
-              f'-> about {iters} iterations (refitted as it trains)',
-              flush=True)
-    else:
-        iters = args.epochs * max(args.num_trainval // batch, 1)
-        if args.precision == 'bf16':
-            cfg = with_cpu_amp(cfg)
-        else:
-            why = why.replace('auto', 'fp32')
-    set_max_iters(cfg, iters, args.val_interval or max(1, iters // num_val))
-    cfg.default_hooks.logger.interval = 50
-
-    runner = Runner.from_cfg(cfg)
-    timeline = Timeline(start)
-    runner.register_hook(timeline)
-    runner.register_hook(ProgressHook(interval=10))
-    runner.register_hook(ChannelsLastHook())  # 1.07x faster steps here
-    if budget_hook is not None:
-        runner.register_hook(budget_hook)
-    runner.train()
+    runner, timeline, budget_hook, why = train(cfg, args, start)
     train_s = time.time() - start
-    if (cfg.val_dataloader == cfg.test_dataloader
-            and cfg.val_evaluator == cfg.test_evaluator):
-        # MMEngine validates after the last iteration: with the same split and
-        # metrics that validation is the final test (runner.test() would
-        # repeat it, ~4 s of the budget)
-        final = timeline.points[-1]
-        final['final'] = True
-        metrics = {k: v for k, v in final.items() if '/' in k}
-    else:
-        metrics = runner.test()
-        timeline.points.append(
-            dict(seconds=round(time.time() - start, 1), iter=runner.iter,
-                 final=True, **{k: float(v) for k, v in metrics.items()}))
-    checkpoint = osp.join(cfg.work_dir, f'iter_{runner.iter}.pth')
-
-    curve = plot_curves(cfg.work_dir, timeline.points,
-                        osp.join(cfg.work_dir, 'curves.png'))
-    with open(osp.join(paths['voc_root'], 'VOC2007', 'ImageSets', 'Main',
-                       'test.txt')) as f:
-        names = f.read().split()[:args.num_vis]
-    images = [
-        osp.join(paths['voc_root'], 'VOC2007', 'JPEGImages', n + '.jpg')
-        for n in names
-    ]
-    grid = draw_detections(cfg, checkpoint, images,
-                           osp.join(cfg.work_dir, 'detections.jpg'),
-                           args.score_thr)
+    metrics = final_metrics(runner, runner.cfg, timeline)
+    files = dict(
+        checkpoint=osp.join(cfg.work_dir, f'iter_{runner.iter}.pth'),
+        summary=osp.join(cfg.work_dir, 'summary.json'))
+    files['curves'] = plot_curves(cfg.work_dir, timeline.points,
+                                  osp.join(cfg.work_dir, 'curves.png'))
+    files['detections'] = draw_detections(
+        runner.cfg, files['checkpoint'],
+        test_images(paths['voc_root'], args.num_vis),
+        osp.join(cfg.work_dir, 'detections.jpg'), args.score_thr)
+    batch = cfg.train_dataloader.batch_size
     summary = dict(
         config=args.config,
         iterations=runner.iter,
@@ -297,22 +324,9 @@ def main() -> None:
         total_seconds=round(time.time() - start, 1),
         metrics={k: round(float(v), 4) for k, v in metrics.items()},
         timeline=timeline.points)
-    with open(osp.join(cfg.work_dir, 'summary.json'), 'w') as f:
+    with open(files['summary'], 'w') as f:
         json.dump(summary, f, indent=2)
-
-    print('\n==== mmdssd synthetic main job ====')
-    print(metrics_table(metrics))
-    print()
-    print(f'data        : {osp.abspath(args.data_root)} (VOC + COCO '
-          f'layouts, {args.num_trainval} trainval / {spec.num_test} test)')
-    print(f'checkpoint  : {checkpoint}')
-    print(f'curves      : {curve}')
-    print(f'detections  : {grid} ({len(images)} test images, score >= '
-          f'{args.score_thr})')
-    print(f'summary     : {osp.join(cfg.work_dir, "summary.json")}')
-    print(f'time        : {summary["total_seconds"]} s ({runner.iter} '
-          f'iterations, {summary["passes"]:g} passes over the training '
-          'images)')
+    report(summary, args, files, spec.num_test)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,6 @@ import os
 import os.path as osp
 import statistics
 import tempfile
-import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -21,20 +20,13 @@ import torch
 
 from ..deployment import (PRECISIONS, ONNXRuntimeDetector, build_detector,
                           export_onnx, input_size_of)
+from ..utils.timing import time_in_turns
 
 
-def _interleaved(fns: Dict[str, Callable], warmup: int,
-                 repeat: int) -> Dict[str, float]:
+def _medians(fns: Dict[str, Callable], warmup: int,
+             repeat: int) -> Dict[str, float]:
     """Median seconds of each function, called in turn ``repeat`` times."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - start)
+    times = time_in_turns(fns, repeat, warmup)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -112,7 +104,7 @@ def _time_models(model, runtimes: Dict, call: Callable, warmup: int,
     fns = dict(eager=eager)
     for name, det in runtimes.items():
         fns[name] = lambda det=det: call(det)
-    return _interleaved(fns, warmup, repeat)
+    return _medians(fns, warmup, repeat)
 
 
 def _random_model_exported(name: str, work_dir: str):
@@ -298,6 +290,6 @@ def benchmark_variants(name: str,
                     err).splitlines()[0][:120]
         for name, det in _runtime_variants(onnx_file).items():
             fns[name] = lambda det=det: det.test_step(copy.copy(data))
-        times = _interleaved(fns, warmup, repeat)
+        times = _medians(fns, warmup, repeat)
     times.update(failed)
     return times

@@ -1,7 +1,6 @@
 """Time DSSDHead's batched SSD loss against MMDetection's SSDHead loss."""
 import copy
 import statistics
-import time
 from typing import Dict
 
 import torch
@@ -9,6 +8,8 @@ from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import TASK_UTILS
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
+
+from ..utils.timing import time_in_turns
 
 DSSD321_MAPS = (40, 20, 10, 5, 3, 1)
 
@@ -40,6 +41,28 @@ def _inputs(head, batch: int, maps, size: int, max_gts: int, seed: int):
     return cls, reg, gts, metas
 
 
+def _heads():
+    """A DSSDHead with the DSSD321 boxes, and a copy of it that assigns with
+    MMDetection's own assigner and IoU (MMDetection's loss as MMDetection
+    runs it)."""
+    import mmdssd  # noqa: F401
+    from mmdssd.models.dense_heads import DSSDHead
+    from mmengine.config import Config
+
+    from mmdssd.utils import resolve_config
+    model = Config.fromfile(
+        resolve_config('mmdssd::_base_/models/dssd321_r101.py')).model
+    head = DSSDHead(num_classes=20, prediction_module='a',
+                    in_channels=(8, ) * 6,
+                    anchor_generator=model.bbox_head.anchor_generator,
+                    train_cfg=ConfigDict(model.train_cfg))
+    stock = copy.copy(head)
+    stock.assigner = TASK_UTILS.build(
+        dict(model.train_cfg.assigner, type='MaxIoUAssigner',
+             iou_calculator=dict(type='BboxOverlaps2D')))
+    return head, stock
+
+
 def benchmark_loss(batch: int = 16,
                    repeat: int = 7,
                    warmup: int = 2,
@@ -53,63 +76,38 @@ def benchmark_loss(batch: int = 16,
     ``max_gts`` per image). With ``backward`` each timing also includes the
     gradient of the loss with respect to the predictions, as in training.
     """
-    import mmdssd  # noqa: F401
-    from mmdssd.models.dense_heads import DSSDHead
-    from mmengine.config import Config
-
-    from mmdssd.utils import resolve_config
-    model = Config.fromfile(
-        resolve_config('mmdssd::_base_/models/dssd321_r101.py')).model
-    head = DSSDHead(num_classes=20, prediction_module='a',
-                    in_channels=(8, ) * 6,
-                    anchor_generator=model.bbox_head.anchor_generator,
-                    train_cfg=ConfigDict(model.train_cfg))
-    # MMDetection's loss as MMDetection runs it: its own assigner and IoU
-    stock = copy.copy(head)
-    stock.assigner = TASK_UTILS.build(
-        dict(model.train_cfg.assigner, type='MaxIoUAssigner',
-             iou_calculator=dict(type='BboxOverlaps2D')))
+    head, stock = _heads()
     cls, reg, gts, metas = _inputs(head, batch, DSSD321_MAPS, 320, max_gts,
                                    seed)
     num_boxes = sum(
         len(p) for p in head.prior_generator.grid_priors(
             [(m, m) for m in DSSD321_MAPS], device='cpu'))
-
-    def once(fn) -> float:
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-
     preds = cls + reg
     for p in preds:
         p.requires_grad_(backward)
 
-    def total(losses: Dict) -> torch.Tensor:
-        return sum(sum(v) if isinstance(v, list) else v
-                   for v in losses.values())
+    def loss_fn(loss_by_feat):
 
-    def ours_fn():
-        losses = head.loss_by_feat(cls, reg, gts, metas)
-        if backward:
-            torch.autograd.grad(total(losses), preds)
-        return losses
+        def fn():
+            losses = loss_by_feat(cls, reg, gts, metas)
+            if backward:
+                total = sum(sum(v) if isinstance(v, list) else v
+                            for v in losses.values())
+                torch.autograd.grad(total, preds)
+            return losses
 
-    def theirs_fn():
-        losses = SSDHead.loss_by_feat(stock, cls, reg, gts, metas)
-        if backward:
-            torch.autograd.grad(total(losses), preds)
-        return losses
+        return fn
 
+    ours_fn = loss_fn(head.loss_by_feat)
+    theirs_fn = loss_fn(lambda *a: SSDHead.loss_by_feat(stock, *a))
     with torch.set_grad_enabled(backward):
         ours = ours_fn()
         theirs = theirs_fn()
-        for _ in range(warmup):
-            ours_fn()
-            theirs_fn()
-        # interleaved, so that load changes hit both alike
-        pairs = [(once(theirs_fn), once(ours_fn)) for _ in range(repeat)]
-    t_theirs = statistics.median(p[0] for p in pairs)
-    t_ours = statistics.median(p[1] for p in pairs)
+        times = time_in_turns(dict(theirs=theirs_fn, ours=ours_fn), repeat,
+                              warmup)
+    pairs = list(zip(times['theirs'], times['ours']))
+    t_theirs = statistics.median(times['theirs'])
+    t_ours = statistics.median(times['ours'])
     diff = max(
         abs(float(ours[k]) - float(sum(theirs[k])))
         for k in ('loss_cls', 'loss_bbox'))

@@ -1,14 +1,13 @@
 """Measure a detector config: size, FLOPs, latency, train step, memory."""
 import copy
 import resource
-import statistics
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import torch
 
 from ..deployment.onnx_export import input_size_of
-from ..utils.cli import config_without_download
+from ..utils.config_paths import config_without_download
+from ..utils.timing import summarize, time_calls, time_in_turns
 
 
 def _samples(num: int, size: tuple, num_classes: int, seed: int = 0):
@@ -31,44 +30,39 @@ def _samples(num: int, size: tuple, num_classes: int, seed: int = 0):
     return out
 
 
-def _inference_fns(model, batch: dict):
-    """``predict`` (network + post-processing) and the network alone."""
+def _autocast(device: str, precision: str):
+    """The autocast context of ``precision`` (``fp32``: none)."""
+    if precision not in ('fp32', 'bf16'):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got "
+                         f'{precision!r}')
+    return torch.autocast(device.split(':')[0], dtype=torch.bfloat16,
+                          enabled=precision == 'bf16')
+
+
+def _float_outputs(module, args, outputs):
+    """Forward hook: the head's maps back in float32, so that the
+    post-processing (decoding, mmcv's NMS) runs as deployed."""
+    return tuple([t.float() for t in level] for level in outputs)
+
+
+def _inference_fns(model, batch: dict, precision: str = 'fp32'):
+    """``predict`` (network + post-processing) and the network alone; in
+    bf16 the network runs under autocast, the post-processing in float32."""
+    device = str(batch['inputs'].device)
 
     def infer():
-        with torch.no_grad():
-            model.predict(batch['inputs'], batch['data_samples'])
+        hook = model.bbox_head.register_forward_hook(_float_outputs)
+        try:
+            with torch.no_grad(), _autocast(device, precision):
+                model.predict(batch['inputs'], batch['data_samples'])
+        finally:
+            hook.remove()
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(device, precision):
             model(batch['inputs'], mode='tensor')
 
     return infer, forward
-
-
-def _time(fn, warmup: int, repeat: int, sync) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _time_pairs(fn_a, fn_b, warmup: int, repeat: int, sync):
-    """Times of two functions called alternately, so that load changes on a
-    shared machine hit both alike."""
-    for _ in range(warmup):
-        fn_a()
-        fn_b()
-    times_a, times_b = [], []
-    for _ in range(repeat):
-        times_a += _time(fn_a, 0, 1, sync)
-        times_b += _time(fn_b, 0, 1, sync)
-    return times_a, times_b
 
 
 def batch_norm_share(fn, device: str) -> float:
@@ -89,11 +83,6 @@ def batch_norm_share(fn, device: str) -> float:
     return bn / total if total else 0.
 
 
-def _stats(times: Sequence[float]) -> Dict[str, float]:
-    return dict(
-        median=statistics.median(times), min=min(times), max=max(times))
-
-
 def benchmark_config(name: str,
                      device: Optional[str] = None,
                      warmup: int = 2,
@@ -101,7 +90,8 @@ def benchmark_config(name: str,
                      train_batch: int = 2,
                      train_steps: int = 3,
                      fuse_conv_bn: bool = False,
-                     flops: bool = True) -> Dict:
+                     flops: bool = True,
+                     precision: str = 'fp32') -> Dict:
     """Benchmark one config with random weights (no download).
 
     Args:
@@ -120,6 +110,10 @@ def benchmark_config(name: str,
             the folded and unfolded models, and measure ``bn_share``
             (:func:`batch_norm_share` of the unfolded forward).
         flops (bool): Count FLOPs with MMEngine's analysis.
+        precision (str): ``'fp32'``, or ``'bf16'`` to run the forward
+            passes and the loss under bfloat16 autocast (as
+            :class:`~mmdssd.engine.CPUAmpOptimWrapper` trains; emulated,
+            and slow, where the CPU has no native bf16).
 
     Returns:
         dict: ``params``, ``flops``, ``input_size``, ``latency``,
@@ -130,62 +124,81 @@ def benchmark_config(name: str,
     import mmdssd  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.analysis import get_model_complexity_info
-
-    from ..models.utils import fuse_bn
     register_all_modules(init_default_scope=True)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    sync = torch.cuda.synchronize if device == 'cuda' else None
     cfg = config_without_download(name)
     size = input_size_of(cfg)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(device)
-    num_classes = model.bbox_head.num_classes
     result = dict(
         config=name,
         device=device,
+        precision=precision,
         input_size=list(size),
         params=sum(p.numel() for p in model.parameters()))
-
     if train_steps > 0:
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-        inputs = [
-            torch.randint(0, 255, (3, *size), dtype=torch.uint8)
-            for _ in range(train_batch)
-        ]
-        data = model.data_preprocessor(
-            dict(inputs=inputs,
-                 data_samples=_samples(train_batch, size, num_classes)),
-            True)
+        result['train_batch'] = train_batch
+        result['train_step'] = summarize(
+            _train_step_times(model, size, train_batch, train_steps, sync,
+                              precision))
+    result.update(
+        _inference_figures(model, size, device, warmup, repeat, sync,
+                           fuse_conv_bn, flops, precision))
+    return result
 
-        def step():
+
+def _train_step_times(model, size: tuple, batch: int, steps: int, sync,
+                      precision: str = 'fp32') -> List[float]:
+    """Seconds of ``steps`` training steps (forward, loss, backward, SGD
+    update) on one fixed batch of random images, after one untimed."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+    inputs = [
+        torch.randint(0, 255, (3, *size), dtype=torch.uint8)
+        for _ in range(batch)
+    ]
+    data = model.data_preprocessor(
+        dict(inputs=inputs,
+             data_samples=_samples(batch, size, model.bbox_head.num_classes)),
+        True)
+
+    def step():
+        with _autocast(str(data['inputs'].device), precision):
             losses = model.loss(data['inputs'], data['data_samples'])
-            loss = sum(v if torch.is_tensor(v) else sum(v)
-                       for v in losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        loss = sum(v if torch.is_tensor(v) else sum(v)
+                   for v in losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
-        result['train_step'] = _stats(
-            _time(step, 1, train_steps, sync))
-        opt.zero_grad(set_to_none=True)
-        del opt
+    times = time_calls(step, steps, warmup=1, sync=sync)
+    opt.zero_grad(set_to_none=True)
+    return times
 
+
+def _inference_figures(model, size: tuple, device: str, warmup: int,
+                       repeat: int, sync, fuse_conv_bn: bool,
+                       flops: bool, precision: str = 'fp32') -> Dict:
+    """``flops``, ``peak_mem_mb``, ``latency`` and ``forward`` at batch 1
+    (with ``*_fused`` and ``bn_share`` when ``fuse_conv_bn``)."""
+    from mmengine.analysis import get_model_complexity_info
+
+    from ..models.utils import fuse_bn
     model.eval()
     image = torch.rand(1, 3, *size, device=device) * 255
-    samples = _samples(1, size, num_classes)
+    samples = _samples(1, size, model.bbox_head.num_classes)
     batch = model.data_preprocessor(
         dict(inputs=[image[0]], data_samples=samples), False)
+    result = {}
     if flops:
         with torch.no_grad():
             info = get_model_complexity_info(
                 model, inputs=(batch['inputs'], ), show_table=False,
                 show_arch=False)
         result['flops'] = info['flops']
-
-    infer, forward = _inference_fns(model, batch)
+    infer, forward = _inference_fns(model, batch, precision)
     infer()
     forward()
     # peak memory of the model as used, before a folded copy exists
@@ -194,19 +207,14 @@ def benchmark_config(name: str,
     else:
         result['peak_mem_mb'] = resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024
+    fns = dict(latency=infer, forward=forward)
     if fuse_conv_bn:
         result['bn_share'] = batch_norm_share(forward, device)
         infer_folded, forward_folded = _inference_fns(
-            fuse_bn(copy.deepcopy(model)), batch)
-        for key, fn, fn_folded in (('latency', infer, infer_folded),
-                                   ('forward', forward, forward_folded)):
-            times, times_folded = _time_pairs(fn, fn_folded, warmup, repeat,
-                                              sync)
-            result[key] = _stats(times)
-            result[key + '_fused'] = _stats(times_folded)
-    else:
-        result['latency'] = _stats(_time(infer, warmup, repeat, sync))
-        result['forward'] = _stats(_time(forward, warmup, repeat, sync))
+            fuse_bn(copy.deepcopy(model)), batch, precision)
+        fns.update(latency_fused=infer_folded, forward_fused=forward_folded)
+    times = time_in_turns(fns, repeat, warmup, sync=sync)
+    result.update({key: summarize(t) for key, t in times.items()})
     return result
 
 
@@ -230,14 +238,22 @@ def format_table(results: List[Dict]) -> str:
             return '-'
         return f"{r[key + '_fused']['median'] / r[key]['median']:.2f}x"
 
+    def step_cost(r):
+        # a training step per image, in batch-1 forwards: forward plus a
+        # backward of about twice its cost make ~3
+        if 'train_step' not in r or 'forward' not in r:
+            return '-'
+        per_image = r['train_step']['median'] / r['train_batch']
+        return f"{per_image / r['forward']['median']:.2f}"
+
     def share(r):
         return f"{100 * r['bn_share']:.1f}%" if 'bn_share' in r else '-'
 
     head = ('| config | input | params (M) | GFLOPs | forward b1 s (min-max) '
             '| ratio | folded/unfolded | BN share | predict b1 s (min-max) '
             '| ratio | folded/unfolded | train step s (min-max) | ratio '
-            '| peak mem MB |')
-    lines = [head, '|' + '---|' * 14]
+            '| step/image in forwards | precision | peak mem MB |')
+    lines = [head, '|' + '---|' * 16]
     for r in results:
         flops = f"{r['flops'] / 1e9:.1f}" if 'flops' in r else '-'
         lines.append(
@@ -246,5 +262,6 @@ def format_table(results: List[Dict]) -> str:
             f"| {ratio(r, 'forward')} | {folded(r, 'forward')} "
             f"| {share(r)} | {secs(r, 'latency')} | {ratio(r, 'latency')} "
             f"| {folded(r, 'latency')} | {secs(r, 'train_step')} "
-            f"| {ratio(r, 'train_step')} | {r['peak_mem_mb']:.0f} |")
+            f"| {ratio(r, 'train_step')} | {step_cost(r)} "
+            f"| {r.get('precision', 'fp32')} | {r['peak_mem_mb']:.0f} |")
     return '\n'.join(lines)

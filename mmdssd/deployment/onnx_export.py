@@ -1,8 +1,8 @@
 """Export a trained mmdssd / MMDetection SSD model to ONNX.
 
-Why our own exporter and not MMDeploy: README "Deployment" has what was
-checked (MMDeploy 1.3.1 pins protobuf 3.20.2, fails on torch 2.13's
-default exporter, and approximates MMDetection's post-processing).
+Our own exporter rather than MMDeploy's, which pins an old protobuf, fails
+on torch 2.13's default exporter and approximates MMDetection's
+post-processing; this one exports that post-processing exactly.
 """
 import json
 import os
@@ -54,7 +54,7 @@ def input_size_of(cfg: Config) -> Tuple[int, int]:
 def as_config(config: Union[str, Config]) -> Config:
     """A config file, ``mmdet::...`` name or Config, as a Config whose
     backbone downloads nothing (the weights come from a checkpoint)."""
-    from mmdssd.utils.cli import config_without_download
+    from mmdssd.utils.config_paths import config_without_download
     if not isinstance(config, Config):
         return config_without_download(config)
     if config.model.backbone.get('init_cfg'):

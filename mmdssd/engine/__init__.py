@@ -5,18 +5,20 @@ from .optimizers import (CPUAmpOptimWrapper, UnsupportedCPUPrecisionError,
                          with_cpu_amp)
 from .hooks import (AtomicCheckpointHook, ChannelsLastHook,
                     ClassNameCheckHook, FreezeNormHook, FuseConvBNHook,
-                    InvalidLossError, ProgressHook, RngStateHook,
-                    StopOnInvalidLossHook, TimeBudgetHook, UnknownClassError,
+                    InvalidLossError, MetricTimelineHook, ProgressHook,
+                    RngStateHook,
+                    StopOnInvalidLossHook, UnknownClassError,
                     find_unknown_classes, use_atomic_checkpoints)
+from .time_budget import TimeBudgetHook, fit_iterations, measure_step_times
 
 __all__ = [
     'CPUAmpOptimWrapper', 'UnsupportedCPUPrecisionError', 'cpu_bf16_support',
     'choose_training_precision', 'with_cpu_amp',
     'AtomicCheckpointHook', 'ChannelsLastHook', 'CheckpointError',
     'ClassNameCheckHook', 'FreezeNormHook', 'FuseConvBNHook',
-    'InvalidLossError', 'ProgressHook', 'RngStateHook',
+    'InvalidLossError', 'MetricTimelineHook', 'ProgressHook', 'RngStateHook',
     'StopOnInvalidLossHook', 'TimeBudgetHook', 'UnknownClassError',
     'check_checkpoint_fits', 'find_resumable_checkpoint',
     'find_unknown_classes', 'load_checked_checkpoint',
-    'use_atomic_checkpoints'
+    'fit_iterations', 'measure_step_times', 'use_atomic_checkpoints'
 ]

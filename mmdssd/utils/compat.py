@@ -1,9 +1,9 @@
 """Workarounds for the OpenMMLab stack on current torch/numpy.
 
-Each function fixes one breakage listed in ``README.md`` ("Stack
-workarounds") at import time of :mod:`mmdssd`, without touching
-site-packages. Every one of them is idempotent and is covered by
-``tests/test_utils/test_compat.py``.
+Each function fixes one breakage of the stack (listed in
+``docs/en/notes/compatibility.md``) at import time of :mod:`mmdssd`,
+without touching site-packages. Every one of them is idempotent and is
+covered by ``tests/test_utils/test_compat.py``.
 """
 import pickle
 from typing import List

@@ -1,5 +1,8 @@
-"""Resolve ``mmdet::ssd/ssd300_coco.py``-style names to config files."""
+"""Resolve ``mmdet::ssd/ssd300_coco.py``-style names to config files, and
+load them."""
 import os.path as osp
+
+from mmengine.config import Config
 
 
 def resolve_config(name: str) -> str:
@@ -23,3 +26,13 @@ def resolve_config(name: str) -> str:
     if not osp.isfile(path):
         raise FileNotFoundError(f'config not found: {name} ({path})')
     return path
+
+
+def config_without_download(name: str) -> Config:
+    """Load a config (file or ``mmdet::...``) whose backbone downloads
+    nothing at build time (``init_cfg=None``): for tools that bring their
+    own weights or need none (benchmarks, BN folding)."""
+    cfg = Config.fromfile(resolve_config(name))
+    if cfg.model.backbone.get('init_cfg'):
+        cfg.model.backbone.init_cfg = None
+    return cfg

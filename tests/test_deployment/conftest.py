@@ -2,7 +2,7 @@ import os.path as osp
 
 import pytest
 
-from mmdssd.utils.cli import config_without_download
+from mmdssd.utils.config_paths import config_without_download
 
 from ..conftest import PYTHON, TINY, TOOLS, run
 

@@ -15,11 +15,14 @@ from mmdssd.deployment import (UnsupportedExportError,  # noqa: E402
                                make_session, read_metadata)
 from mmdssd.deployment.verify import (compare_with_pytorch,  # noqa: E402
                                       first_test_images)
-from mmdssd.utils.cli import config_without_download  # noqa: E402
+from mmdssd.utils.config_paths import config_without_download  # noqa: E402
 
 from ..conftest import PYTHON, TINY, TOOLS, run  # noqa: E402
 from ..test_tools.test_train_test import _metrics  # noqa: E402
 from .conftest import tiny_cfg as _tiny_cfg  # noqa: E402
+
+# One worker exports (and quantises) the trained tiny model for all of them.
+pytestmark = pytest.mark.xdist_group('exported_tiny')
 
 
 def test_export_gives_pytorch_detections(exported_tiny, trained_tiny,

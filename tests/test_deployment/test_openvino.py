@@ -19,13 +19,16 @@ from mmdssd.deployment.openvino_runtime import \
     openvino_capabilities  # noqa: E402
 from mmdssd.deployment.verify import (compare_with_pytorch,  # noqa: E402
                                       first_test_images)
-from mmdssd.utils.cli import config_without_download  # noqa: E402
+from mmdssd.utils.config_paths import config_without_download  # noqa: E402
 from mmengine.evaluator import BaseMetric  # noqa: E402
 from mmdet.registry import METRICS  # noqa: E402
 
 from ..conftest import PYTHON, TINY, TOOLS, run  # noqa: E402
 from ..test_tools.test_train_test import _metrics  # noqa: E402
 from .conftest import tiny_cfg  # noqa: E402
+
+# One worker exports (and quantises) the trained tiny model for all of them.
+pytestmark = pytest.mark.xdist_group('exported_tiny')
 
 HAS_BF16 = 'BF16' in openvino_capabilities()
 HAS_INT8 = 'INT8' in openvino_capabilities()

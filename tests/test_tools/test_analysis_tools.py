@@ -51,7 +51,7 @@ def test_benchmark_deploy_columns_and_variants(tmp_path):
         PYTHON, osp.join(ANALYSIS, 'benchmark.py'),
         osp.join(SYN, 'dssd_tiny_synthetic.py'), '--deploy', '--repeat', '1',
         '--warmup', '0', '--batch-sizes', '1', '2', '--deploy-variants',
-        '--out', out_json
+        '--no-compile', '--out', out_json
     ])
     capabilities = openvino_capabilities()
     expected = ['ONNX RT fp32', 'OpenVINO fp32'] + [
@@ -82,6 +82,7 @@ def test_benchmark_deploy_columns_and_variants(tmp_path):
     assert {'eager', 'eager channels_last', 'eager BN folded'} <= set(variants)
     assert any(k.startswith('ONNX RT all') for k in variants)
     assert any(k.startswith('OpenVINO fp32 static batch') for k in variants)
+    assert not any('compile' in k for k in variants)  # --no-compile
     assert '| eager | ' in out and '| 1.00x |' in out
 
 
@@ -125,7 +126,8 @@ def test_ablation_runner_writes_table_and_resumes(tmp_path):
     work = tmp_path / 'ablation'
     cmd = [
         PYTHON, osp.join(ANALYSIS, 'ablation.py'),
-        osp.join(CONFIGS, 'ablation', 'synthetic', 'ssd_tiny_pm_a_synthetic.py'),
+        osp.join(CONFIGS, 'ablation', 'synthetic',
+                 'ssd_tiny_pm_a_synthetic.py'),
         osp.join(CONFIGS, 'ablation', 'synthetic',
                  'dssd_tiny_dm_sum_synthetic.py'), '--epochs', '1',
         '--num-trainval', '16', '--num-test', '8', '--data-root',

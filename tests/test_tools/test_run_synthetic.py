@@ -48,7 +48,7 @@ def test_one_epoch_smoke_run(tmp_path):
 
 def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
     proc = subprocess.run(
-        [PYTHON, SCRIPT, '--minutes', '0.05', '--num-trainval', '400',
+        [PYTHON, SCRIPT, '--minutes', '0.05', '--num-trainval', '16',
          '--data-root', str(tmp_path / 'data'), '--work-dir',
          str(tmp_path / 'job')],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -56,27 +56,3 @@ def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
     assert proc.returncode != 0
     assert 'holds no iteration' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'job' / 'summary.json').exists()
-
-
-def test_fit_iterations():
-    from mmdssd.utils.time_budget import fit_iterations
-    assert fit_iterations(590, 0.5, fixed_s=90) == 1000
-    assert fit_iterations(590, 0.3, fixed_s=90) == 1666  # rounded down
-    with pytest.raises(ValueError, match='holds no iteration'):
-        fit_iterations(60, 0.5, fixed_s=60)
-
-
-def test_step_times_per_input_size_phase(synthetic_root):
-    """The main job's progressive resizing is timed phase by phase, and
-    the model trains at every one of its input sizes."""
-    from mmdssd.datasets import point_cfg_at_synthetic
-    from mmdssd.utils.time_budget import measure_step_times
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'synthetic', 'dssd_main_job_synthetic.py'))
-    point_cfg_at_synthetic(cfg, synthetic_root)
-    times = measure_step_times(cfg, train_iters=1, warmup=0)
-    phases = times['phase_train_iters']
-    assert len(phases) == 3 and all(t > 0 for t in phases)
-    # the mean over the run, each phase by its length (1/2, 1/4, 1/4)
-    assert times['train_iter'] == pytest.approx(
-        0.5 * phases[0] + 0.25 * phases[1] + 0.25 * phases[2])

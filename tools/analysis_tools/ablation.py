@@ -114,7 +114,7 @@ def prepare_config(path: str, data_root: str, epochs: int, seed: int,
     """The config with data, budget, seed (and start) applied, dumped to
     ``work_dir/config.py``."""
     from mmdssd.datasets import point_cfg_at_synthetic
-    from mmdssd.utils.cli import set_max_epochs
+    from mmdssd.utils.schedule import set_max_epochs
     cfg = Config.fromfile(path)
     if data_root is not None:
         point_cfg_at_synthetic(cfg, data_root)
@@ -147,9 +147,27 @@ def train(path: str, args, epochs: int, seed: int, work_dir: str,
     return cfg_file, final
 
 
-def evaluate(name: str, seed: int, cfg_file: str, checkpoint: str,
-             work_dir: str, benchmark: bool) -> Dict:
-    """tools/test.py on the test split, and the model's size and speed."""
+def final_validation(cfg_file: str, work_dir: str,
+                     epochs: int) -> Optional[Dict]:
+    """The metrics of the validation after the last epoch, from the run's
+    logs, when the config validates on its test split with its test
+    metrics (then that validation is the test); else None."""
+    cfg = Config.fromfile(cfg_file)
+    if (cfg.val_dataloader != cfg.test_dataloader
+            or cfg.val_evaluator != cfg.test_evaluator):
+        return None
+    for scalars in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                             'scalars.json')), reverse=True):
+        with open(scalars) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        for rec in reversed(records):
+            if 'coco/bbox_mAP' in rec and rec.get('step') == epochs:
+                return rec
+    return None  # e.g. killed between the last checkpoint and validation
+
+
+def test_metrics(cfg_file: str, checkpoint: str, work_dir: str) -> Dict:
+    """tools/test.py on the test split."""
     test_dir = osp.join(work_dir, 'test')
     _run([
         sys.executable,
@@ -158,7 +176,16 @@ def evaluate(name: str, seed: int, cfg_file: str, checkpoint: str,
     ])
     runs = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
     with open(runs[-1]) as f:
-        metrics = json.load(f)
+        return json.load(f)
+
+
+def evaluate(name: str, seed: int, cfg_file: str, checkpoint: str,
+             work_dir: str, benchmark: bool) -> Dict:
+    """The test metrics (the final validation's where that is the test,
+    else tools/test.py), and the model's size and speed."""
+    epochs = int(osp.basename(checkpoint)[len('epoch_'):-len('.pth')])
+    metrics = (final_validation(cfg_file, work_dir, epochs)
+               or test_metrics(cfg_file, checkpoint, work_dir))
     result = dict(
         config=name,
         seed=seed,

@@ -37,6 +37,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--train-steps', type=int, default=3)
     parser.add_argument('--fuse-conv-bn', action='store_true')
     parser.add_argument('--no-flops', action='store_true')
+    parser.add_argument(
+        '--precision', choices=['fp32', 'bf16'], nargs='+', default=['fp32'],
+        help='time each config in each precision (bf16: forward and loss '
+        'under bfloat16 autocast)')
     parser.add_argument('--deploy', action='store_true',
                         help='eager PyTorch vs ONNX Runtime and OpenVINO')
     parser.add_argument('--batch-sizes', type=int, nargs='+',
@@ -44,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--deploy-variants', action='store_true',
                         help='with --deploy: also try the alternatives on '
                         'the first config')
+    parser.add_argument('--no-compile', action='store_true',
+                        help='with --deploy-variants: leave torch.compile '
+                        'out (compiling takes minutes on a CPU)')
     parser.add_argument('--out', default=None, help='JSON output file')
     parser.add_argument('--in-process', nargs='?', const='config',
                         default=None, help=argparse.SUPPRESS)
@@ -59,11 +66,14 @@ def main() -> None:
         train_batch=args.train_batch,
         train_steps=args.train_steps,
         fuse_conv_bn=args.fuse_conv_bn,
-        flops=not args.no_flops)
+        flops=not args.no_flops,
+        precision=args.precision[0])
     if args.deploy and args.in_process:
         kwargs = dict(warmup=args.warmup, repeat=args.repeat)
         if args.in_process == 'variants':
-            result = benchmark_variants(args.configs[0], **kwargs)
+            result = benchmark_variants(args.configs[0],
+                                        compile_model=not args.no_compile,
+                                        **kwargs)
         else:
             result = benchmark_deployed(
                 args.configs[0], batch_sizes=args.batch_sizes, **kwargs)
@@ -75,23 +85,31 @@ def main() -> None:
         return
     if args.deploy:
         return deploy_main(args)
-    results = []
-    for name in args.configs:
-        cmd = [
-            sys.executable, __file__, name, '--in-process', '--warmup',
-            str(args.warmup), '--repeat',
-            str(args.repeat), '--train-batch',
-            str(args.train_batch), '--train-steps',
-            str(args.train_steps)
-        ]
-        cmd += ['--device', args.device] if args.device else []
-        cmd += ['--fuse-conv-bn'] if args.fuse_conv_bn else []
-        cmd += ['--no-flops'] if args.no_flops else []
-        results.append(_run(cmd, name))
+    results = [
+        _run(_config_command(args, name, precision), name)
+        for name in args.configs for precision in args.precision
+    ]
     print(format_table(results))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
+
+
+def _config_command(args: argparse.Namespace, name: str,
+                    precision: str) -> list:
+    """This tool's command line that benchmarks one config in its own
+    process."""
+    cmd = [
+        sys.executable, __file__, name, '--in-process', '--warmup',
+        str(args.warmup), '--repeat',
+        str(args.repeat), '--train-batch',
+        str(args.train_batch), '--train-steps',
+        str(args.train_steps), '--precision', precision
+    ]
+    cmd += ['--device', args.device] if args.device else []
+    cmd += ['--fuse-conv-bn'] if args.fuse_conv_bn else []
+    cmd += ['--no-flops'] if args.no_flops else []
+    return cmd
 
 
 def _run(cmd: list, name: str) -> dict:
@@ -124,7 +142,8 @@ def deploy_main(args: argparse.Namespace) -> None:
         variants = _run([
             sys.executable, __file__, args.configs[0], '--in-process',
             'variants'
-        ] + common, args.configs[0] + ' (variants)')
+        ] + common + ['--no-compile'] * args.no_compile,
+                        args.configs[0] + ' (variants)')
         base = variants['eager']
         print(f'\nbatch 1, {args.configs[0]}: what else was tried')
         print('| variant | median s | ratio to eager |\n|---|---|---|')

@@ -24,14 +24,14 @@ Needs the synthetic set (``tools/run_synthetic.py`` or
 import argparse
 import copy
 import os.path as osp
-import time
+import statistics
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4',
             'input-224', 'input-192')
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--config',
@@ -42,84 +42,96 @@ def main() -> None:
                         help='turns per variant')
     parser.add_argument('--steps', type=int, default=10,
                         help='timed steps per turn')
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def variant_config(base, name: str):
+    """The job's config changed as variant ``name`` says."""
+    cfg = copy.deepcopy(base)
+    loader_cfg = cfg.train_dataloader
+    if name == 'adamw-unfused':
+        cfg.optim_wrapper.optimizer.pop('fused', None)
+    if name == '1-worker':
+        loader_cfg.num_workers = 1
+        loader_cfg.persistent_workers = True
+    if name == 'batch-4':
+        loader_cfg.batch_size = 4
+    if name.startswith('input-'):
+        side = int(name.split('-')[1])
+        for t in loader_cfg.dataset.pipeline:
+            if t['type'] == 'Resize':
+                t['scale'] = (side, side)
+    return cfg
+
+
+class Arm:
+    """One variant's model, optimiser and endless batches."""
+
+    def __init__(self, cfg, bf16: bool) -> None:
+        import torch
+        from mmdet.registry import MODELS
+        from mmengine.optim import build_optim_wrapper
+        from mmengine.runner import Runner
+
+        from mmdssd.utils.timing import endless
+        torch.manual_seed(0)
+        self.model = MODELS.build(cfg.model)
+        self.model.init_weights()
+        self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.optim = build_optim_wrapper(self.model, cfg.optim_wrapper)
+        self.loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+        self.batch_size = cfg.train_dataloader.batch_size
+        self.bf16 = bf16
+        self.batches = endless(self.loader)
+
+    def step(self) -> None:
+        import torch
+        batch = next(self.batches)
+        if not self.bf16:
+            self.model.train_step(batch, self.optim)
+            return
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            data = self.model.data_preprocessor(batch, True)
+            losses = self.model._run_forward(data, mode='loss')
+        loss, _ = self.model.parse_losses(losses)
+        self.optim.update_params(loss)
+
+
+def main() -> None:
+    args = parse_args()
     import torch
-    from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
 
     import mmdssd  # noqa: F401
     from mmdssd.datasets import point_cfg_at_synthetic
+    from mmdssd.utils.timing import time_in_turns
 
     base = Config.fromfile(args.config)
     point_cfg_at_synthetic(base, args.data_root)
     init_default_scope(base.get('default_scope', 'mmdet'))
-    arms = {}
-    for name in VARIANTS:
-        cfg = copy.deepcopy(base)
-        loader_cfg = cfg.train_dataloader
-        if name == 'adamw-unfused':
-            cfg.optim_wrapper.optimizer.pop('fused', None)
-        if name == '1-worker':
-            loader_cfg.num_workers = 1
-            loader_cfg.persistent_workers = True
-        if name == 'batch-4':
-            loader_cfg.batch_size = 4
-        if name.startswith('input-'):
-            side = int(name.split('-')[1])
-            for t in loader_cfg.dataset.pipeline:
-                if t['type'] == 'Resize':
-                    t['scale'] = (side, side)
-        torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        model.to(memory_format=torch.channels_last)
-        model.train()
-        optim = build_optim_wrapper(model, cfg.optim_wrapper)
-        loader = Runner.build_dataloader(loader_cfg, seed=0)
-        arms[name] = [model, optim, loader, loader_cfg.batch_size,
-                      iter(loader)]
+    arms = {
+        name: Arm(variant_config(base, name), name == 'bf16-autocast')
+        for name in VARIANTS
+    }
 
-    def step(name):
-        model, optim, loader, _, batches = arms[name]
-        try:
-            batch = next(batches)
-        except StopIteration:  # a small set: start the next pass
-            arms[name][4] = batches = iter(loader)
-            batch = next(batches)
-        if name != 'bf16-autocast':
-            model.train_step(batch, optim)
-            return
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            data = model.data_preprocessor(batch, True)
-            losses = model._run_forward(data, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        optim.update_params(loss)
+    def steps(arm, count):
+        for _ in range(count):
+            arm.step()
 
-    times = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name in VARIANTS:
-            for _ in range(2):
-                step(name)
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step(name)
-            times[name].append((time.perf_counter() - start) / args.steps)
-
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2]
-
-    ref = median(times['job']) / arms['job'][3]
+    # two steps of a variant before each timed turn re-warm its caches
+    times = time_in_turns(
+        {k: lambda arm=arm: steps(arm, args.steps) for k, arm in arms.items()},
+        args.rounds,
+        prepare={k: lambda arm=arm: steps(arm, 2) for k, arm in arms.items()})
+    per_step = {k: statistics.median(v) / args.steps for k, v in times.items()}
+    ref = per_step['job'] / arms['job'].batch_size
     print(f'{"variant":<14} {"s/step":>7} {"s/image":>8} {"ratio":>6}'
           '  (per image, to job)')
     for name in VARIANTS:
-        per_step = median(times[name])
-        per_image = per_step / arms[name][3]
-        print(f'{name:<14} {per_step:7.3f} {per_image:8.4f} '
+        per_image = per_step[name] / arms[name].batch_size
+        print(f'{name:<14} {per_step[name]:7.3f} {per_image:8.4f} '
               f'{per_image / ref:6.2f}x')
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{args.rounds} turns of {args.steps} steps per variant, medians')

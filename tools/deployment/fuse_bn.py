@@ -15,7 +15,7 @@ from mmengine.runner import load_checkpoint
 
 import mmdssd  # noqa: F401
 from mmdssd.models.utils import fuse_bn
-from mmdssd.utils.cli import config_without_download
+from mmdssd.utils.config_paths import config_without_download
 
 
 def _build(config: str):

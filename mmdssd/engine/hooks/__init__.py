@@ -6,13 +6,14 @@ from .class_name_check_hook import (ClassNameCheckHook, UnknownClassError,
 from .freeze_norm_hook import FreezeNormHook
 from .fuse_conv_bn_hook import FuseConvBNHook
 from .invalid_loss_hook import InvalidLossError, StopOnInvalidLossHook
+from .metric_timeline_hook import MetricTimelineHook
 from .progress_hook import ProgressHook
 from .rng_state_hook import RngStateHook
-from .time_budget_hook import TimeBudgetHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ChannelsLastHook', 'ClassNameCheckHook',
-    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError', 'ProgressHook',
-    'RngStateHook', 'StopOnInvalidLossHook', 'TimeBudgetHook',
+    'FreezeNormHook', 'FuseConvBNHook', 'InvalidLossError',
+    'MetricTimelineHook', 'ProgressHook',
+    'RngStateHook', 'StopOnInvalidLossHook',
     'UnknownClassError', 'find_unknown_classes', 'use_atomic_checkpoints'
 ]

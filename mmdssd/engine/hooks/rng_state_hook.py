@@ -16,9 +16,9 @@ class RngStateHook(Hook):
     MMEngine's checkpoints hold the weights, optimiser, schedulers and the
     seed, but not the states of Python's, NumPy's and torch's generators,
     which the data pipeline (flips, photometric distortion) draws from:
-    a run killed in epoch 2 and resumed from epoch 1's checkpoint ended
-    0.60 away (max |dw|) from an uninterrupted one (issue 13). With this
-    hook and ``randomness.deterministic=True`` the two end equal.
+    a resumed run draws other augmentations than the uninterrupted one
+    would have, and ends with other weights. With this hook and
+    ``randomness.deterministic=True`` the two end equal.
 
     The states are restored only when training resumes (the loaded
     checkpoint's iteration is past 0), not for ``load_from`` fine-tuning.

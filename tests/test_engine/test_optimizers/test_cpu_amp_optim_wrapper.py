@@ -14,7 +14,7 @@ from mmdssd.engine import (CPUAmpOptimWrapper, UnsupportedCPUPrecisionError,
                            choose_training_precision, cpu_bf16_support)
 from mmdssd.engine.optimizers import precision as precision_module
 
-from mmdssd.utils.cli import config_without_download
+from mmdssd.utils.config_paths import config_without_download
 
 from ...conftest import TINY
 

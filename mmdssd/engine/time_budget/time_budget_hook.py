@@ -65,6 +65,14 @@ class TimeBudgetHook(Hook):
         self.interval = interval
         self.min_samples = min_samples
         self.refits: List[dict] = []
+        # per input-size phase: where it ends (a fraction of max_iters), and
+        # the seconds and count of its measured iterations
+        self.untils: List[float] = [1.0]
+        self.sums: List[float] = [0.0]
+        self.counts: List[int] = [0]
+        self.val_times: List[float] = []
+        self._last: Optional[float] = None  # end of the last step
+        self._val_start: Optional[float] = None
 
     # -- bookkeeping ------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -78,9 +86,7 @@ class TimeBudgetHook(Hook):
         self.untils = resize.boundaries if resize else [1.0]
         num = len(self.untils)
         if self.phase_costs is None:
-            sides = [s for _, s in resize.phases] if resize else []
-            full = max(sides, default=1) * 1.25  # unknown: any > last
-            self.phase_costs = [s * s for s in sides] + [full * full]
+            self.phase_costs = self.default_phase_costs(runner, resize)
         if len(self.phase_costs) != num:
             raise ValueError(
                 f'TimeBudgetHook: phase_costs has {len(self.phase_costs)} '
@@ -89,8 +95,18 @@ class TimeBudgetHook(Hook):
         runner.message_hub.update_info('train_deadline', self.deadline)
         self.sums = [0.0] * num
         self.counts = [0] * num
-        self.val_times: List[float] = []
+        self.val_times = []
         self._last = None
+
+    @staticmethod
+    def default_phase_costs(runner, resize) -> List[float]:
+        """The squared input side of each phase: a step's cost grows with
+        the pixels it sees. The last phase runs at the pipeline's size."""
+        if resize is None:
+            return [1.0]
+        from mmdssd.deployment import input_size_of
+        full = max(input_size_of(runner.cfg))
+        return [side * side for _, side in resize.phases] + [full * full]
 
     def _phase(self, it: int, max_iters: int) -> int:
         for i, until in enumerate(self.untils):
@@ -107,9 +123,10 @@ class TimeBudgetHook(Hook):
         self._val_start = time.perf_counter()
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        if runner.train_loop is None or not hasattr(self, '_val_start'):
+        if runner.train_loop is None or self._val_start is None:
             return
         spent = time.perf_counter() - self._val_start
+        self._val_start = None
         self.val_times.append(spent)
         if self._last is not None:  # a validation is no training step
             self._last += spent
@@ -197,6 +214,8 @@ class TimeBudgetHook(Hook):
         """``max_iters`` of the loop, the message hub (which
         ``ProgressiveResize`` reads) and the end of every scheduler that
         ended with the run."""
+        # IterBasedTrainLoop has no public setter; its loop condition and
+        # ``max_iters`` property read this attribute every iteration
         runner.train_loop._max_iters = new
         runner.message_hub.update_info('max_iters', new)
         schedulers = runner.param_schedulers or []

@@ -1,11 +1,14 @@
-"""Fit a training schedule to a wall-time budget on this machine."""
+"""Time a config's training and test steps before training, and fit a
+schedule to a wall-time budget from them."""
+import contextlib
 import copy
 import math
-import time
-from typing import Dict
+from typing import Dict, Iterator, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import MessageHub
+
+from mmdssd.utils.timing import endless, time_calls
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
@@ -19,6 +22,11 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     loading included), and times the test batches the same way. The
     model is thrown away afterwards: nothing it learned leaks into the run.
 
+    With a :class:`ProgressiveResize` batch augment, each of its phases
+    (input sizes) is timed with ``train_iters`` steps and ``train_iter``
+    is their mean weighted by the phases' lengths (``phase_train_iters``
+    holds each).
+
     Args:
         cfg (Config): A full training config (with ``train_dataloader``,
             ``test_dataloader`` and ``optim_wrapper``).
@@ -28,82 +36,77 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
             format (as :class:`ChannelsLastHook` runs it). Defaults to
             False.
 
-    With a :class:`ProgressiveResize` batch augment, each of its phases
-    (input sizes) is timed with ``train_iters`` steps and ``train_iter``
-    is their mean weighted by the phases' lengths (``phase_train_iters``
-    holds each).
-
     Returns:
         dict: ``train_iter`` and ``test_batch`` in seconds, and
         ``iters_per_epoch`` / ``test_batches`` of the dataloaders.
     """
     import torch
-    from mmdet.registry import MODELS
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     from mmdssd.models.data_preprocessors import ProgressiveResize
+    model, optim = _model_and_optimizer(cfg, channels_last)
+    train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    resize = ProgressiveResize.of(model)
+    ends = resize.boundaries if resize else [1.0]
+    starts = [0.0] + ends[:-1]
+    batches = endless(train_loader)
+    model.train()
+    phase_times = []
+    for start in starts:
+        with _training_progress(start if resize else None):
+            times = time_calls(
+                lambda: model.train_step(next(batches), optim), train_iters,
+                warmup)
+        phase_times.append(sorted(times)[len(times) // 2])
+    model.eval()
+    test_batches = endless(test_loader)
+    with torch.no_grad():
+        test_times = time_calls(lambda: model.test_step(next(test_batches)),
+                                min(2, len(test_loader)))
+    return dict(
+        # the mean over training, each phase weighted by its length
+        train_iter=sum((end - start) * t
+                       for start, end, t in zip(starts, ends, phase_times)),
+        phase_train_iters=phase_times,
+        test_batch=min(test_times),
+        iters_per_epoch=len(train_loader),
+        test_batches=len(test_loader))
 
+
+def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:
+    """The config's model (initialised) and optimiser wrapper."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg = copy.deepcopy(cfg)
     model = MODELS.build(cfg.model)
     model.init_weights()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-    test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
-    def timed(loader, step, count):
-        it, times = iter(loader), []
-        for i in range(count):
-            start = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                it = iter(loader)
-                batch = next(it)
-            step(batch)
-            times.append(time.perf_counter() - start)
-        return times
 
-    model.train()
-    # input-size phases (ProgressiveResize): timed one by one, at the
-    # point of training where they start; without one, a single phase
-    resize = ProgressiveResize.of(model)
-    ends = resize.boundaries if resize else [1.0]
-    starts = [0.0] + ends[:-1]
+@contextlib.contextmanager
+def _training_progress(fraction) -> Iterator[None]:
+    """Tell the message hub that training is ``fraction`` done (what
+    ``ProgressiveResize`` reads to pick its input size); ``None`` leaves it
+    alone. The hub is restored afterwards."""
     hub = MessageHub.get_current_instance()
     saved = {k: hub.get_info(k) for k in ('iter', 'max_iters')}
-    phase_times = []
+    if fraction is not None:
+        hub.update_info('max_iters', 1000)
+        hub.update_info('iter', int(fraction * 1000))
     try:
-        for start_frac in starts:
-            if resize is not None:
-                hub.update_info('max_iters', 1000)
-                hub.update_info('iter', int(start_frac * 1000))
-            times = timed(train_loader, lambda b: model.train_step(b, optim),
-                          warmup + train_iters)[warmup:]
-            phase_times.append(sorted(times)[len(times) // 2])
-    finally:  # leave the hub as it was
+        yield
+    finally:
         for key, value in saved.items():
             if value is None:
                 hub.pop_info(key, None)
             else:
                 hub.update_info(key, value)
-    # the mean over training, each phase weighted by its length
-    train_iter = sum((end - start) * t
-                     for start, end, t in zip(starts, ends, phase_times))
-    model.eval()
-    with torch.no_grad():
-        test_times = timed(test_loader, model.test_step,
-                           min(2, len(test_loader)))
-    return dict(
-        train_iter=train_iter,
-        phase_train_iters=phase_times,
-        test_batch=min(test_times),
-        iters_per_epoch=len(train_loader),
-        test_batches=len(test_loader))
 
 
 def fit_iterations(budget_s: float, train_iter_s: float,

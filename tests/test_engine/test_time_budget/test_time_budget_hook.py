@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import CosineAnnealingLR, LinearLR
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
@@ -29,9 +30,12 @@ def _runner(max_iters=1000, val_interval=1000, phases=None):
         data_preprocessor=types.SimpleNamespace(batch_augments=augs))
     hub = MessageHub.get_instance(f'test_time_budget_{uuid.uuid4()}')
     hub.update_info('max_iters', max_iters)
+    # the test pipeline's Resize is the input size of the last phase
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
+        dict(type='Resize', scale=(256, 256), keep_ratio=False)]))))
     return types.SimpleNamespace(
         train_loop=loop, param_schedulers=[warmup, cosine], model=model,
-        message_hub=hub, max_iters=max_iters), warmup, cosine
+        message_hub=hub, max_iters=max_iters, cfg=cfg), warmup, cosine
 
 
 def _measured(hook, runner, per_phase):
@@ -91,12 +95,16 @@ def test_phases_ahead_are_scaled_and_never_entered_backwards():
     assert hook.refit(runner, done=600) == 801
 
 
-def test_default_phase_costs_grow_with_the_input_side():
+def test_default_phase_costs_are_the_squared_input_sides():
     runner, _, _ = _runner(phases=((0.5, 128), ))
     hook = TimeBudgetHook(deadline=time.time() + 10)
     hook.before_train(runner)
-    assert len(hook.phase_costs) == 2
-    assert hook.phase_costs[0] < hook.phase_costs[1]
+    # the last phase at the test pipeline's 256
+    assert hook.phase_costs == [128 * 128, 256 * 256]
+    runner, _, _ = _runner()
+    hook = TimeBudgetHook(deadline=time.time() + 10)
+    hook.before_train(runner)
+    assert hook.phase_costs == [1.0]  # one phase: only its measure counts
 
 
 def test_needs_an_iteration_loop_and_matching_costs():

@@ -1,0 +1,31 @@
+"""Step times measured before training, and the schedule fitted to them."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmdssd.engine.time_budget import fit_iterations, measure_step_times
+
+from ...conftest import ROOT
+
+
+def test_fit_iterations():
+    assert fit_iterations(590, 0.5, fixed_s=90) == 1000
+    assert fit_iterations(590, 0.3, fixed_s=90) == 1666  # rounded down
+    with pytest.raises(ValueError, match='holds no iteration'):
+        fit_iterations(60, 0.5, fixed_s=60)
+
+
+def test_step_times_per_input_size_phase(synthetic_root):
+    """The main job's progressive resizing is timed phase by phase, and
+    the model trains at every one of its input sizes."""
+    from mmdssd.datasets import point_cfg_at_synthetic
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_main_job_synthetic.py'))
+    point_cfg_at_synthetic(cfg, synthetic_root)
+    times = measure_step_times(cfg, train_iters=1, warmup=0)
+    phases = times['phase_train_iters']
+    assert len(phases) == 3 and all(t > 0 for t in phases)
+    # the mean over the run, each phase by its length (1/2, 1/4, 1/4)
+    assert times['train_iter'] == pytest.approx(
+        0.5 * phases[0] + 0.25 * phases[1] + 0.25 * phases[2])
