@@ -1,8 +1,8 @@
 """mmdssd: DSSD (Deconvolutional Single Shot Detector) for MMDetection 3.x.
 
 Importing this package registers every mmdssd component into MMDetection's
-registries and applies the stack workarounds listed in ``README.md``
-(see :mod:`mmdssd.utils.compat`).
+registries and applies the workarounds the stack needs on current
+torch/numpy (see :mod:`mmdssd.utils.compat`).
 """
 from .utils import compat as _compat
 

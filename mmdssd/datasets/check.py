@@ -84,45 +84,55 @@ def check_voc(data_root: str, ann_file: str, sub_data_root: str,
         except ET.ParseError as err:
             problems.append(Problem('error', xml, f'not valid XML ({err})'))
             continue
-        node = tree.find('size')
-        if node is None:
-            problems.append(Problem('note', xml, 'no <size>: MMDetection '
-                                    'reads the image to find it'))
-        else:
-            try:
-                declared = (int(node.find('width').text),
-                            int(node.find('height').text))
-            except (AttributeError, TypeError, ValueError):
-                problems.append(Problem('error', xml, '<size> has no valid '
-                                        'width/height'))
-            else:
-                if size is not None and declared != size:
-                    problems.append(Problem(
-                        'error', xml, f'<size> says {declared[0]}x'
+        problems += _voc_size_problems(xml, tree, size)
+        problems += _voc_object_problems(xml, tree, classes, size)
+    return problems
+
+
+def _voc_size_problems(xml: str, tree, size) -> List[Problem]:
+    """The annotation's ``<size>`` against the image's."""
+    node = tree.find('size')
+    if node is None:
+        return [Problem('note', xml, 'no <size>: MMDetection reads the '
+                        'image to find it')]
+    try:
+        declared = (int(node.find('width').text),
+                    int(node.find('height').text))
+    except (AttributeError, TypeError, ValueError):
+        return [Problem('error', xml, '<size> has no valid width/height')]
+    if size is not None and declared != size:
+        return [Problem('error', xml, f'<size> says {declared[0]}x'
                         f'{declared[1]} but the image is {size[0]}x'
-                        f'{size[1]}'))
-        objects = tree.findall('object')
-        if not objects:
-            problems.append(Problem('note', xml, 'no objects (dropped when '
-                                    'filter_empty_gt is on)'))
-        for i, obj in enumerate(objects):
-            name = (obj.findtext('name') or '').strip()
-            if name not in classes:
-                problems.append(Problem(
-                    'error', xml, f'object {i} ({name!r}): unknown class '
-                    '(MMDetection skips it silently); classes: '
-                    f'{", ".join(classes)}'))
-                continue
-            bnd = obj.find('bndbox')
-            try:
-                # VOC is 1-based; VOCDataset subtracts 1 from every value
-                box = [float(bnd.findtext(k)) - 1
-                       for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-            except (AttributeError, TypeError, ValueError):
-                problems.append(Problem('error', xml, f'object {i} ({name}) '
-                                        'has no valid <bndbox>'))
-                continue
-            problems += _box_problems(xml, i, name, box, size)
+                        f'{size[1]}')]
+    return []
+
+
+def _voc_object_problems(xml: str, tree, classes: Sequence[str],
+                         size) -> List[Problem]:
+    """Each ``<object>``: a known class and a valid box."""
+    problems: List[Problem] = []
+    objects = tree.findall('object')
+    if not objects:
+        problems.append(Problem('note', xml, 'no objects (dropped when '
+                                'filter_empty_gt is on)'))
+    for i, obj in enumerate(objects):
+        name = (obj.findtext('name') or '').strip()
+        if name not in classes:
+            problems.append(Problem(
+                'error', xml, f'object {i} ({name!r}): unknown class '
+                '(MMDetection skips it silently); classes: '
+                f'{", ".join(classes)}'))
+            continue
+        bnd = obj.find('bndbox')
+        try:
+            # VOC is 1-based; VOCDataset subtracts 1 from every value
+            box = [float(bnd.findtext(k)) - 1
+                   for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+        except (AttributeError, TypeError, ValueError):
+            problems.append(Problem('error', xml, f'object {i} ({name}) '
+                                    'has no valid <bndbox>'))
+            continue
+        problems += _box_problems(xml, i, name, box, size)
     return problems
 
 

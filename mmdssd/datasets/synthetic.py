@@ -52,7 +52,7 @@ class SyntheticSpec:
         seed (int): Random seed.
 
     The default is the embedded set of the main job. :meth:`small_objects`
-    is the preset of the small-object comparison (issue 10).
+    is the preset of the small-object comparison.
     """
     num_trainval: int = 240
     num_test: int = 80
@@ -128,8 +128,8 @@ def ring_width(w: int, h: int) -> int:
     return max(min(w, h) // 4, 1)
 
 
-def _draw(draw: ImageDraw.ImageDraw, label: str, box: Tuple[int, int, int,
-                                                             int],
+def _draw(draw: ImageDraw.ImageDraw, label: str,
+          box: Tuple[int, int, int, int],
           colour: Tuple[int, int, int]) -> None:
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
@@ -248,6 +248,37 @@ def _voc_xml(filename: str, w: int, h: int, objects: List[Dict]) -> bytes:
     return ET.tostring(root)
 
 
+def _write_split(voc: str, rng, spec: SyntheticSpec, count: int,
+                 img_id: int, ann_id: int) -> Tuple[dict, int, int]:
+    """Draw ``count`` images with ``rng``; write each with its VOC XML
+    under ``voc``. Returns the split's COCO dict and the last image and
+    annotation ids (the ids run on across splits)."""
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape')
+        for i, name in enumerate(SYNTHETIC_CLASSES)
+    ]
+    coco = dict(images=[], annotations=[], categories=categories)
+    for _ in range(count):
+        img_id += 1
+        name = f'{img_id:06d}'
+        img, objects = _make_image(rng, spec)
+        w, h = img.size
+        img.save(osp.join(voc, 'JPEGImages', name + '.jpg'), quality=95)
+        with open(osp.join(voc, 'Annotations', name + '.xml'), 'wb') as f:
+            f.write(_voc_xml(name + '.jpg', w, h, objects))
+        coco['images'].append(
+            dict(id=img_id, file_name=name + '.jpg', width=w, height=h))
+        for obj in objects:
+            ann_id += 1
+            x1, y1, x2, y2 = obj['bbox']
+            coco['annotations'].append(
+                dict(id=ann_id, image_id=img_id,
+                     category_id=obj['label'] + 1,
+                     bbox=[x1, y1, x2 - x1, y2 - y1],
+                     area=(x2 - x1) * (y2 - y1), iscrowd=obj['difficult']))
+    return coco, img_id, ann_id
+
+
 def generate_synthetic_dataset(out_dir: str,
                                spec: SyntheticSpec = SyntheticSpec(),
                                overwrite: bool = False) -> Dict[str, str]:
@@ -287,41 +318,15 @@ def generate_synthetic_dataset(out_dir: str,
     # many training images are asked for (generator version 2).
     streams = dict(trainval=np.random.default_rng(spec.seed),
                    test=np.random.default_rng([spec.seed, 1]))
-    categories = [
-        dict(id=i + 1, name=name, supercategory='shape')
-        for i, name in enumerate(SYNTHETIC_CLASSES)
-    ]
-    splits = (('trainval', spec.num_trainval), ('test', spec.num_test))
-    img_id, ann_id = 0, 0
-    for split, count in splits:
-        rng = streams[split]
-        coco = dict(images=[], annotations=[], categories=categories)
-        names = []
-        for _ in range(count):
-            img_id += 1
-            name = f'{img_id:06d}'
-            img, objects = _make_image(rng, spec)
-            w, h = img.size
-            img.save(osp.join(voc, 'JPEGImages', name + '.jpg'), quality=95)
-            with open(osp.join(voc, 'Annotations', name + '.xml'), 'wb') as f:
-                f.write(_voc_xml(name + '.jpg', w, h, objects))
-            names.append(name)
-            coco['images'].append(
-                dict(id=img_id, file_name=name + '.jpg', width=w, height=h))
-            for obj in objects:
-                ann_id += 1
-                x1, y1, x2, y2 = obj['bbox']
-                coco['annotations'].append(
-                    dict(
-                        id=ann_id,
-                        image_id=img_id,
-                        category_id=obj['label'] + 1,
-                        bbox=[x1, y1, x2 - x1, y2 - y1],
-                        area=(x2 - x1) * (y2 - y1),
-                        iscrowd=obj['difficult']))
+    img_id = ann_id = 0
+    for split, count in (('trainval', spec.num_trainval),
+                         ('test', spec.num_test)):
+        coco, img_id, ann_id = _write_split(voc, streams[split], spec, count,
+                                            img_id, ann_id)
         with open(osp.join(voc, 'ImageSets', 'Main', split + '.txt'),
                   'w') as f:
-            f.write('\n'.join(names) + '\n')
+            f.write('\n'.join(im['file_name'][:-4]
+                              for im in coco['images']) + '\n')
         with open(paths[f'coco_{split}'], 'w') as f:
             json.dump(coco, f)
     with open(stamp, 'w') as f:

@@ -98,10 +98,10 @@ class DSSDHead(SSDHead):
         self.pred_kernel_sizes = self._per_level(pred_kernel_size,
                                                  num_levels,
                                                  'pred_kernel_size')
-        for k in self.pred_kernel_sizes:
-            if k < 1 or k % 2 == 0:
-                raise ValueError(
-                    f'pred_kernel_size must be odd and >= 1, got {k}')
+        even = [k for k in self.pred_kernel_sizes if k < 1 or k % 2 == 0]
+        if even:
+            raise ValueError(
+                f'pred_kernel_size must be odd and >= 1, got {even[0]}')
         self.pm_mid_channels = pm_mid_channels
         self.pm_out_channels = pm_out_channels
         self.batched_loss = batched_loss
@@ -224,52 +224,24 @@ class DSSDHead(SSDHead):
         """
         reason = self.fallback_reason()
         if reason:
-            # MMDetection's SSDHead computes plain softmax cross-entropy
-            # inline: it cannot apply another loss_cls, so refuse one
-            if not (self._is_plain_softmax_ce()
-                    and self.loss_cls.loss_weight == 1.0):
-                raise ValueError(
-                    f'DSSDHead: loss_cls={self.loss_cls!r} needs the batched '
-                    f'loss, but this batch falls back to MMDetection\'s '
-                    f'SSDHead loss ({reason}), which ignores loss_cls; '
-                    'use plain CrossEntropyLoss with loss_weight=1 there')
-            return super().loss_by_feat(cls_scores, bbox_preds,
-                                        batch_gt_instances, batch_img_metas,
-                                        batch_gt_instances_ignore)
+            return self._fallback_loss(reason, cls_scores, bbox_preds,
+                                       batch_gt_instances, batch_img_metas,
+                                       batch_gt_instances_ignore)
         featmap_sizes = [s.shape[-2:] for s in cls_scores]
-        device = cls_scores[0].device
         anchors, valid = self._anchors_and_flags(featmap_sizes,
-                                                 batch_img_metas, device)
+                                                 batch_img_metas,
+                                                 cls_scores[0].device)
         assigned, gt_boxes, gt_labels = self.assigner.batch_assign(
             anchors, valid, batch_gt_instances, self.num_classes)
-
         pos = assigned > 0
-        neg = assigned == 0
         gt_idx = (assigned - 1).clamp(min=0)
         labels = torch.where(pos, gt_labels.gather(1, gt_idx),
                              torch.full_like(assigned, self.num_classes))
-        loss_all = self._per_box_cls_loss(cls_scores, labels)
-
-        num_pos = pos.sum(1)
-        num_neg = torch.minimum(num_pos * self.train_cfg['neg_pos_ratio'],
-                                neg.sum(1))
         # MMDetection's SamplingResult counts max(num_pos, 1) per image
-        avg_factor = num_pos.clamp(min=1).sum().float()
-        pos_weight = self.train_cfg.get('pos_weight', -1)
-        loss_pos = torch.where(pos, loss_all, 0).sum()
-        if pos_weight > 0:
-            loss_pos = loss_pos * pos_weight
-        max_neg = int(num_neg.max())
-        if max_neg > 0:
-            neg_loss = loss_all.masked_fill(~neg, float('-inf'))
-            top, _ = neg_loss.topk(max_neg, dim=1)
-            keep = torch.arange(max_neg, device=device)[None] < num_neg[:,
-                                                                        None]
-            loss_neg = torch.where(keep, top, 0).sum()
-        else:
-            loss_neg = loss_all.new_zeros(())
-        loss_cls = (loss_pos + loss_neg) / avg_factor
-
+        avg_factor = pos.sum(1).clamp(min=1).sum().float()
+        loss_cls = self._mined_cls_loss(
+            self._per_box_cls_loss(cls_scores, labels), pos,
+            assigned == 0) / avg_factor
         img_idx, anchor_idx = pos.nonzero(as_tuple=True)
         targets = self.bbox_coder.encode(
             anchors[anchor_idx], gt_boxes[img_idx, gt_idx[img_idx,
@@ -283,6 +255,37 @@ class DSSDHead(SSDHead):
             # keep every predictor in the graph when a batch has no positive
             loss_bbox = loss_bbox + sum(p.sum() for p in bbox_preds) * 0
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+
+    def _fallback_loss(self, reason: str, *args) -> Dict:
+        """MMDetection's per-image SSDHead loss, for what the batched one
+        does not cover. That loss computes plain softmax cross-entropy
+        inline and cannot apply another ``loss_cls``, so one is refused."""
+        if not (self._is_plain_softmax_ce()
+                and self.loss_cls.loss_weight == 1.0):
+            raise ValueError(
+                f'DSSDHead: loss_cls={self.loss_cls!r} needs the batched '
+                f'loss, but this batch falls back to MMDetection\'s '
+                f'SSDHead loss ({reason}), which ignores loss_cls; '
+                'use plain CrossEntropyLoss with loss_weight=1 there')
+        return super().loss_by_feat(*args)
+
+    def _mined_cls_loss(self, loss_all: Tensor, pos: Tensor,
+                        neg: Tensor) -> Tensor:
+        """Summed classification loss of the positives and of the hardest
+        negatives, ``neg_pos_ratio`` of them per positive in each image."""
+        num_neg = torch.minimum(pos.sum(1) * self.train_cfg['neg_pos_ratio'],
+                                neg.sum(1))
+        loss_pos = torch.where(pos, loss_all, 0).sum()
+        pos_weight = self.train_cfg.get('pos_weight', -1)
+        if pos_weight > 0:
+            loss_pos = loss_pos * pos_weight
+        max_neg = int(num_neg.max())
+        if max_neg == 0:
+            return loss_pos + loss_all.new_zeros(())
+        top, _ = loss_all.masked_fill(~neg, float('-inf')).topk(max_neg, 1)
+        keep = torch.arange(max_neg, device=top.device)[None] < num_neg[:,
+                                                                        None]
+        return loss_pos + torch.where(keep, top, 0).sum()
 
     def _per_box_cls_loss(self, cls_scores: List[Tensor],
                           labels: Tensor) -> Tensor:

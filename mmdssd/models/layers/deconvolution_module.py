@@ -35,12 +35,12 @@ class DeconvolutionModule(BaseModule):
     element-wise product (the paper's best, 78.6 mAP) or sum (78.4), then
     ReLU.
 
-    How the module starts matters more than its wiring (issue 10). With
+    How the module starts matters more than its wiring. With
     plain BN initialisation (``fusion_init='bn'``: gamma 1, beta 0) both
     branches end in zero-mean, unit-variance maps, so the product
     multiplies the lateral features by random-sign noise and gradients
     from one batch to the next barely agree: from random init the product
-    DM learned almost nothing (README, "Ablation"). ``fusion_init=
+    DM learns almost nothing. ``fusion_init=
     'neutral'`` (the default) starts the top-down branch's BN at gamma
     ``top_scale`` and beta 1 for the product (a gate near 1) or beta 0 for
     the sum (an addend near 0), so the module starts as

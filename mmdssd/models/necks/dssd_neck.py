@@ -104,42 +104,39 @@ class DSSDNeck(BaseModule):
                 ExtraResBlock(level_channels[-1], extra_mid_channels,
                               extra_out_channels, kernel, stride, **common))
             level_channels.append(extra_out_channels)
-        num_levels = len(level_channels)
-
         self.deconv_modules = nn.ModuleList()
-        if use_deconv and num_levels > 1:
+        self.out_channels = tuple(level_channels)
+        if use_deconv and len(level_channels) > 1:
             if deconv_kernel_strides is None:
                 deconv_kernel_strides = [(2, 2)] * (len(in_channels) - 1) + [
                     tuple(ks) for ks in extra_blocks
                 ]
-            if len(deconv_kernel_strides) != num_levels - 1:
-                raise ValueError(
-                    f'deconv_kernel_strides needs {num_levels - 1} entries '
-                    f'(one per level below the top), got '
-                    f'{len(deconv_kernel_strides)}')
-            top = level_channels[-1]
-            # built bottom-up so deconv_modules[i] produces level i
-            tops = [deconv_channels] * (num_levels - 2) + [top]
-            for i in range(num_levels - 1):
-                kernel, stride = deconv_kernel_strides[i]
-                self.deconv_modules.append(
-                    DeconvolutionModule(
-                        tops[i],
-                        level_channels[i],
-                        deconv_channels,
-                        kernel,
-                        stride,
-                        fusion=fusion,
-                        fusion_init=fusion_init,
-                        top_scale=top_scale,
-                        **common))
-            self.out_channels = tuple([deconv_channels] * (num_levels - 1) +
-                                      [top])
-        else:
-            self.out_channels = tuple(level_channels)
-
+            self._build_deconv_modules(
+                level_channels, deconv_channels, deconv_kernel_strides,
+                dict(fusion=fusion, fusion_init=fusion_init,
+                     top_scale=top_scale, **common))
         if freeze_extra_layers:
             self.extra_layers.requires_grad_(False)
+
+    def _build_deconv_modules(self, level_channels: List[int],
+                              channels: int,
+                              kernel_strides: Sequence[KernelStride],
+                              module_cfg: dict) -> None:
+        """One deconvolution module per level below the top, built
+        bottom-up so that ``deconv_modules[i]`` produces level ``i``."""
+        num_levels = len(level_channels)
+        if len(kernel_strides) != num_levels - 1:
+            raise ValueError(
+                f'deconv_kernel_strides needs {num_levels - 1} entries '
+                f'(one per level below the top), got {len(kernel_strides)}')
+        top = level_channels[-1]
+        tops = [channels] * (num_levels - 2) + [top]
+        for i in range(num_levels - 1):
+            kernel, stride = kernel_strides[i]
+            self.deconv_modules.append(
+                DeconvolutionModule(tops[i], level_channels[i], channels,
+                                    kernel, stride, **module_cfg))
+        self.out_channels = tuple([channels] * (num_levels - 1) + [top])
 
     def init_weights(self) -> None:
         """``init_cfg``, then each deconvolution module's fusion start

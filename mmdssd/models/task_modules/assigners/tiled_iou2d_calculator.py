@@ -6,7 +6,7 @@ from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
 # IoU is computed in tiles of about this many pairs (512 KB of float32):
-# cache-resident temporaries, about 1.7x faster than whole (N, M) planes
+# the temporaries stay in cache, which whole (N, M) planes do not
 IOU_TILE_NUMEL = 1 << 17
 
 
