@@ -1,6 +1,6 @@
 # DSSD513 on COCO (paper test-dev: 33.2 AP). The authors' COCO boxes
-# (ssd_coco_resnet_deconv_513.py, ../shared/reference/DSSD.md section 2):
-# min_ratio 10, max_ratio 95, first level 4%/10%.
+# (their ssd_coco_resnet_deconv_513.py): min_ratio 10, max_ratio 95, first
+# level 4%/10%.
 _base_ = './dssd513_r101_voc.py'
 model = dict(
     bbox_head=dict(

@@ -77,7 +77,7 @@ def test_model_index_matches_the_configs():
     import yaml
     sys.path.insert(0, osp.join(TOOLS, 'misc'))
     try:
-        from update_model_index import measure
+        from update_model_index import FAMILIES, measure, readme
     finally:
         sys.path.pop(0)
     with open(osp.join(CONFIGS, 'metafiles', 'dssd', 'metafile.yml')) as f:
@@ -87,3 +87,12 @@ def test_model_index_matches_the_configs():
     assert (meta['Input Size'], meta['Default Boxes'], meta['Parameters (M)'],
             meta['FLOPs (G)']) == (m['size'], m['boxes'], m['params'],
                                    m['flops'])
+    # each family's README is its metafile's table, and the metafile says so
+    for family, folder in FAMILIES.items():
+        base = osp.join(CONFIGS, 'metafiles', folder)
+        with open(osp.join(base, 'metafile.yml')) as f:
+            doc = yaml.safe_load(f)
+        with open(osp.join(base, 'README.md')) as f:
+            assert f.read() == readme(family, doc['Models']), folder
+        assert doc['Collections'][0]['README'] == osp.join(
+            'configs', 'metafiles', folder, 'README.md')

@@ -5,10 +5,16 @@
 Measures every real config with our own code (input size, default boxes,
 parameters, FLOPs of the network at its input size, random weights, no
 download) and writes ``configs/metafiles/{dssd,ssd_r101}/metafile.yml``
-and ``model-index.yml``. Results are the paper's (Fu et al. 2017),
-labelled "(paper)": no mmdssd model has been trained on VOC or COCO yet,
-so there is no weights URL.
+with a ``README.md`` beside each (the family's results table), and
+``model-index.yml``. Results are the paper's (Fu et al. 2017), labelled
+"(paper)": no mmdssd model has been trained on VOC or COCO yet, so there
+is no weights URL.
+
+    python tools/misc/update_model_index.py --readme-only
+
+rewrites the READMEs from the metafiles as they are (nothing measured).
 """
+import argparse
 import os
 import os.path as osp
 
@@ -35,6 +41,53 @@ MODELS = {
                            {'VOC2007 (paper)': 80.6}),
 }
 FAMILIES = {'DSSD': 'dssd', 'SSD-ResNet': 'ssd_r101'}
+ABOUT = {
+    'DSSD': 'DSSD (Fu et al. 2017): SSD on ResNet-101 with the '
+    'deconvolution module (the top-down path, fused by an element-wise '
+    'product) and prediction module (c) on every level.',
+    'SSD-ResNet': 'The paper\'s SSD baselines: the same ResNet-101 trunk, '
+    'extra layers and prediction module (c), without the deconvolution '
+    'module.',
+}
+
+
+def readme(family: str, models: list) -> str:
+    """The family's README: what it is and one row per config, from the
+    metafile's entries."""
+    lines = [
+        f'# {family}', '', ABOUT[family], '',
+        'Measured by mmdssd (`tools/misc/update_model_index.py`, random '
+        'weights): input size, default boxes, parameters, FLOPs. The '
+        'results are **the paper\'s**; no mmdssd model has been trained '
+        'on VOC or COCO yet (what has been trained, on the embedded '
+        'synthetic set and a real face-mask set, is in '
+        '[the results](../../../docs/en/model_zoo.md)).', '',
+        '| config | training data | input | boxes | params (M) '
+        '| GFLOPs | paper result |', '|---|---|---|---|---|---|---|'
+    ]
+    for m in models:
+        meta = m['Metadata']
+        results = '; '.join(
+            f"{r['Dataset'].replace(' (paper)', '')}: "
+            f"{', '.join(f'{k} {v}' for k, v in r['Metrics'].items())}"
+            for r in m.get('Results') or []) or '-'
+        lines.append(
+            f"| [{m['Name']}](../../{osp.basename(m['Config'])}) "
+            f"| {meta['Training Data']} | {meta['Input Size']} "
+            f"| {meta['Default Boxes']} | {meta['Parameters (M)']} "
+            f"| {meta['FLOPs (G)']} | {results} |")
+    lines += ['', 'Citation: see the [front page](../../../README.md).', '']
+    return '\n'.join(lines)
+
+
+def write_readmes() -> None:
+    """README.md beside each family's metafile.yml, from the metafile."""
+    for family, folder in FAMILIES.items():
+        base = osp.join(ROOT, 'configs', 'metafiles', folder)
+        with open(osp.join(base, 'metafile.yml')) as f:
+            models = yaml.safe_load(f)['Models']
+        with open(osp.join(base, 'README.md'), 'w') as f:
+            f.write(readme(family, models))
 
 
 def measure(name: str) -> dict:
@@ -59,6 +112,11 @@ def measure(name: str) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--readme-only', action='store_true',
+                        help='rewrite the READMEs from the metafiles')
+    if parser.parse_args().readme_only:
+        return write_readmes()
     import mmdssd  # noqa: F401
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
@@ -100,7 +158,7 @@ def main() -> None:
                                             'Weight Decay'],
                 },
                 'Paper': PAPER,
-                'README': 'README.md',
+                'README': osp.join(osp.dirname(path), 'README.md'),
             }],
             'Models': models,
         }
@@ -111,7 +169,8 @@ def main() -> None:
         index.append(path)
     with open(osp.join(ROOT, 'model-index.yml'), 'w') as f:
         yaml.safe_dump({'Import': index}, f, sort_keys=False)
-    print('wrote model-index.yml and', ', '.join(index))
+    write_readmes()
+    print('wrote model-index.yml and', ', '.join(index), 'with READMEs')
 
 
 if __name__ == '__main__':
