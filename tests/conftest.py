@@ -22,6 +22,15 @@ os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
 # One warm-up call removes it: the tests measure our arithmetic, not that.
 torch.randn(1 << 16).exp_()
 
+# Under pytest-xdist the workers share the cores: each worker, and every
+# process it starts, gets its share of threads instead of all of them, so
+# that two workers do not oversubscribe the CPU.
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
+    _THREADS = max(1, (os.cpu_count() or 1) //
+                   int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
+    torch.set_num_threads(_THREADS)
+    os.environ['OMP_NUM_THREADS'] = str(_THREADS)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 TOOLS = osp.join(ROOT, 'tools')

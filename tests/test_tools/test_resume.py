@@ -75,7 +75,10 @@ class Life:
 
     def start(self, disk='', pause=0.0):
         self.events.write_text('')
-        env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='2',
+        # the threads of conftest.run's uninterrupted run: sums in another
+        # order would differ in the last bits
+        env = dict(os.environ, PYTHONPATH=ROOT,
+                   OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'),
                    MMDSSD_TEST_EVENTS=str(self.events),
                    MMDSSD_TEST_PAUSE=str(pause), MMDSSD_TEST_DISK=disk)
         with open(self.log, 'w') as out:

@@ -105,17 +105,20 @@ def test_dist_test_two_processes(trained_tiny, data_cwd, tmp_path):
 
 
 def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
-    """--auto-scale-lr scales the lr by the real batch (8 images against a
-    base of 4: x2, the log says so); --amp on a machine without a GPU is
+    """--auto-scale-lr scales the lr by the real batch (2 images against a
+    base of 1: x2, the log says so); --amp on a machine without a GPU is
     bf16 autocast (CPUAmpOptimWrapper), refused with a clear message on a
-    CPU without native bf16, and trained (emulated) when told to."""
+    CPU without native bf16, and trained (emulated) when told to. One
+    iteration of two images each: emulated bf16 is slow."""
     base = [PYTHON, osp.join(TOOLS, 'train.py'), TINY,
             '--work-dir', str(tmp_path / 'w'), '--cfg-options',
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
-            'auto_scale_lr.base_batch_size=4']
+            'train_dataloader.batch_size=2',
+            'train_dataloader.dataset.indices=2',
+            'auto_scale_lr.base_batch_size=1']
     out = run(base + ['--auto-scale-lr'], cwd=data_cwd)
-    assert re.search(r'LR is set based on batch size of 4 and the current '
-                     r'batch size is 8\. Scaling the original LR by 2\.0',
+    assert re.search(r'LR is set based on batch size of 1 and the current '
+                     r'batch size is 2\. Scaling the original LR by 2\.0',
                      out), out[-3000:]
     from mmdssd.engine import cpu_bf16_support
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=ROOT)
