@@ -31,6 +31,25 @@ if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
     torch.set_num_threads(_THREADS)
     os.environ['OMP_NUM_THREADS'] = str(_THREADS)
 
+# Modules whose tests train or run tools, slowest first: started first,
+# they keep both workers busy, and the quick tests fill the end of the run
+# instead of one long test running alone. Each module's tests stay together
+# (their module fixtures are made once).
+SLOW_FIRST = ('test_analysis_tools', 'test_resume', 'test_interop',
+              'test_train_test', 'test_mim', 'test_run_synthetic',
+              'test_make_dataset_config', 'test_onnx', 'test_openvino',
+              'test_configs')
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        name = item.module.__name__.rsplit('.', 1)[-1]
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(
+            SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept
+
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 TOOLS = osp.join(ROOT, 'tools')

@@ -182,6 +182,12 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
 
     from mmdssd.engine import (TimeBudgetHook, choose_training_precision,
                                fit_iterations, measure_step_times)
+    deadline = start + args.minutes * 60 - END_RESERVE_S
+    if deadline <= time.time():
+        sys.exit(f'[main job] --minutes {args.minutes:g}: a budget of '
+                 f'{args.minutes * 60:.0f} s holds no iteration: the job '
+                 f'keeps {END_RESERVE_S} s after training and has spent '
+                 f'{time.time() - start:.0f} s on the data; give more minutes')
     print(f'[main job] timing a few training iterations to fit '
           f'{args.minutes:g} minutes ...', flush=True)
     logger = MMLogger.get_current_instance()
@@ -199,7 +205,6 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
     # a validation costs about twice its timed batches (the metrics, and a
     # young model's many boxes)
     val_s = 2 * times['test_batch'] * times['test_batches']
-    deadline = start + args.minutes * 60 - END_RESERVE_S
     try:
         iters = fit_iterations(deadline - time.time(), times['train_iter'],
                                fixed_s=NUM_VAL * val_s)

@@ -47,6 +47,8 @@ def test_one_epoch_smoke_run(tmp_path):
 
 
 def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
+    """Refused before any step is timed: the budget does not even cover
+    what the job keeps after training."""
     proc = subprocess.run(
         [PYTHON, SCRIPT, '--minutes', '0.05', '--num-trainval', '16',
          '--data-root', str(tmp_path / 'data'), '--work-dir',
