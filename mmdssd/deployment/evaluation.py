@@ -76,3 +76,14 @@ def evaluate_items(predict: Callable, items: Sequence[Item], cfg: Config,
     evaluator.process(predict(items))
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints
         return evaluator.evaluate(len(items))
+
+
+def silent_prefixes(cfg: Config, metrics: dict) -> List[str]:
+    """The prefixes of the ``test_evaluator``'s metrics that gave none of
+    ``metrics`` (``CocoMetric`` gives nothing when nothing was detected)."""
+    from mmengine.evaluator import Evaluator
+    evaluator = Evaluator(copy.deepcopy(cfg.test_evaluator))
+    return [
+        m.prefix for m in evaluator.metrics
+        if not any(k.startswith(f'{m.prefix}/') for k in metrics)
+    ]

@@ -253,6 +253,29 @@ def test_int8_refused_beyond_the_allowed_drop(exported_tiny, data_cwd,
                 p.suffix == '.bin']
 
 
+def test_accuracy_control_scores_an_image_without_detections_zero(
+        data_cwd, tmp_path, monkeypatch):
+    """The accuracy control scores one image at a time; MMDetection's
+    CocoMetric gives no keys for an image with no detections, which is a
+    COCO AP of 0, not an unknown metric. A name no evaluator gives stays
+    an error naming the ones it does."""
+    import openvino as ov
+    from mmdssd.deployment.evaluation import load_items
+    monkeypatch.chdir(data_cwd)
+    blind = _blind_onnx(str(tmp_path / 'blind.onnx'))
+    compiled = ov.Core().compile_model(blind, 'CPU')
+    cfg = tiny_cfg(data_cwd)
+    items, meta = load_items(cfg, 'test', 1)
+    predict = int8_module._predictor(compiled)
+    assert len(predict(items)[0].pred_instances) == 0
+    assert int8_module.metric_of(predict, items, cfg, meta,
+                                 'coco/bbox_mAP') == 0.0
+    assert int8_module.metric_of(predict, items, cfg, meta,
+                                 'pascal_voc/mAP') == 0.0
+    with pytest.raises(KeyError, match=r"metric='nope/AP'.*pascal_voc/mAP"):
+        int8_module.metric_of(predict, items, cfg, meta, 'nope/AP')
+
+
 def test_compare_precisions_tool_tables_every_precision(trained_tiny,
                                                         data_cwd, tmp_path):
     """One row per runtime and precision; fp32 deployed equals PyTorch;
