@@ -169,10 +169,36 @@ def find_layout(root: str, fmt: Optional[str] = None) -> DatasetLayout:
     return find_voc_layout(root) if fmt == 'voc' else find_coco_layout(root)
 
 
-def _test_pipeline(base: Config) -> list:
+def _resized(pipeline: Sequence[dict], size: Optional[int]) -> list:
+    """A copy of ``pipeline`` with every ``Resize`` to ``size x size``."""
+    pipeline = [dict(t) for t in pipeline]
+    if size is not None:
+        for t in pipeline:
+            if t.get('type') == 'Resize':
+                t['scale'] = (size, size)
+    return pipeline
+
+
+def feature_strides(cfg: Config, size: int) -> List[float]:
+    """``size / n`` for each of the model's ``n x n`` feature maps at a
+    ``size x size`` input: the anchor strides that put the default boxes'
+    centres half a cell in on every level at that size."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import init_default_scope
+    register_all_modules(init_default_scope=False)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, size, size))
+    return [size / f.shape[-1] for f in feats]
+
+
+def _test_pipeline(base: Config, size: Optional[int] = None) -> list:
     """The base's test pipeline, keeping the annotations for COCO AP:
     ``CocoMetric`` without an annotation file reads them from there."""
-    pipeline = [dict(t) for t in base.test_dataloader.dataset.pipeline]
+    pipeline = _resized(base.test_dataloader.dataset.pipeline, size)
     pack = pipeline[-1]
     keys = tuple(pack.get('meta_keys', ()))
     if 'instances' not in keys:
@@ -198,33 +224,55 @@ def _plain(dataset: dict, pipeline: str, classes: str, **extra) -> str:
             f'        pipeline={pipeline})')
 
 
+def _pipeline_src(pipeline: Sequence[dict]) -> str:
+    return '[\n' + ',\n'.join(f'    {_src(t)}' for t in pipeline) + '\n]'
+
+
+def _input_size_text(base: Config, size: int) -> str:
+    """``input_size``, the resized training pipeline, and the model with
+    ``num_classes`` and the anchors that fit its feature maps at that
+    size."""
+    strides = feature_strides(base, size)
+    pipeline = _resized(base.train_pipeline, size)
+    return f"""input_size = {size}
+train_pipeline = {_pipeline_src(pipeline)}
+model = dict(
+    bbox_head=dict(
+        num_classes=len(classes),
+        anchor_generator=dict(input_size=input_size,
+                              strides={_src(strides)})))
+"""
+
+
 def config_text(layout: DatasetLayout, base_path: str,
-                classes: Optional[Sequence[str]] = None) -> str:
+                classes: Optional[Sequence[str]] = None,
+                input_size: Optional[int] = None) -> str:
     """The config: ``base_path`` with this data, its classes and
-    ``num_classes``, VOC mAP and COCO AP on the test split."""
+    ``num_classes``, VOC mAP and COCO AP on the test split; with
+    ``input_size``, also resized to it (pipelines and default boxes)."""
     base = Config.fromfile(base_path)
     classes = tuple(classes or layout.classes)
+    train_pipeline = ('train_pipeline' if input_size else
+                      '{{_base_.train_pipeline}}')
     if len(layout.train) == 1:
-        train = _plain(layout.train[0], '{{_base_.train_pipeline}}',
+        train = _plain(layout.train[0], train_pipeline,
                        'classes', filter_cfg=dict(filter_empty_gt=True))
     else:
         parts = ',\n    '.join(
-            _plain(d, '{{_base_.train_pipeline}}', 'classes',
+            _plain(d, train_pipeline, 'classes',
                    filter_cfg=dict(filter_empty_gt=True))
             for d in layout.train)
         train = f"dict(_delete_=True, type='ConcatDataset', datasets=[\n" \
             f'    {parts}])'
-    pipeline = ',\n'.join(f'    {_src(t)}' for t in _test_pipeline(base))
+    model = (_input_size_text(base, input_size) if input_size else
+             'model = dict(bbox_head=dict(num_classes=len(classes)))\n')
     coco_ann = (osp.join(layout.test['data_root'], layout.test['ann_file'])
                 if layout.format == 'coco' else None)
     return f"""# Written by tools/misc/make_dataset_config.py for
 # {layout.data_root} ({layout.format} layout)
 _base_ = {base_path!r}
 classes = {classes!r}
-model = dict(bbox_head=dict(num_classes=len(classes)))
-test_pipeline = [
-{pipeline}
-]
+{model}test_pipeline = {_pipeline_src(_test_pipeline(base, input_size))}
 train_dataloader = dict(
     dataset={train})
 val_dataloader = dict(

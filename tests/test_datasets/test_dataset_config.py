@@ -74,3 +74,34 @@ def test_folders_that_are_not_a_layout_are_named(tmp_path):
     (year / 'ImageSets' / 'Main').mkdir(parents=True)
     with pytest.raises(LayoutError, match='no training list'):
         find_layout(str(tmp_path), 'voc')
+
+
+def test_input_size_resizes_pipelines_and_fits_default_boxes(tmp_path):
+    """At 320 the tiny model's maps are 40, 20, 10, 5, 3 and 1 cells: the
+    strides that cover the input are 320 / n, and both pipelines resize
+    to 320; the box sizes stay fractions of the input."""
+    layout = find_layout(osp.join(ROOT, 'tests', 'data', 'facemask'))
+    path = tmp_path / 'cfg320.py'
+    path.write_text(config_text(layout, TINY, input_size=320))
+    cfg = Config.fromfile(str(path))
+    base = Config.fromfile(TINY)
+    head = cfg.model.bbox_head
+    assert cfg.input_size == 320 and head.num_classes == 3
+    assert head.anchor_generator.input_size == 320
+    assert head.anchor_generator.strides == pytest.approx(
+        [8, 16, 32, 64, 320 / 3, 320])
+    assert head.anchor_generator.first_level == \
+        base.model.bbox_head.anchor_generator.first_level
+    for pipeline in (cfg.train_dataloader.dataset.pipeline,
+                     cfg.test_dataloader.dataset.pipeline):
+        resize = [t for t in pipeline if t.type == 'Resize']
+        assert [tuple(t.scale) for t in resize] == [(320, 320)]
+    # the rest of the training pipeline is the base's
+    assert [t.type for t in cfg.train_dataloader.dataset.pipeline] == \
+        [t.type for t in base.train_pipeline]
+    # without --input-size the base's size and pipeline stay
+    path.write_text(config_text(layout, TINY))
+    cfg = Config.fromfile(str(path))
+    assert cfg.input_size == base.input_size
+    assert cfg.model.bbox_head.anchor_generator.strides == \
+        base.model.bbox_head.anchor_generator.strides

@@ -1,7 +1,8 @@
 """Write a training config for a folder of annotated photos.
 
     python tools/misc/make_dataset_config.py DATA_ROOT --out my_config.py \
-        [--base CONFIG] [--format voc|coco] [--classes A B ...]
+        [--base CONFIG] [--format voc|coco] [--classes A B ...] \
+        [--input-size N]
 
 DATA_ROOT is a VOC layout (``VOCdevkit/VOC20xx/{Annotations,JPEGImages,
 ImageSets/Main}``, or a bare ``VOC20xx``) or a COCO layout
@@ -15,7 +16,10 @@ default-box ratio report for the set (K-means, as in the DSSD paper) with a
 line to add to the config to accept the suggested ratios.
 
 The default base is the CPU-sized DSSD from random init; for a GPU and
-ImageNet weights use ``--base configs/dssd_r101_voc.py``.
+ImageNet weights use ``--base configs/dssd_r101_voc.py``. ``--input-size``
+trains and tests at another square size than the base's: the pipelines'
+``Resize`` and the default boxes (their sizes stay fractions of the input,
+their strides follow the model's feature maps at that size) are rewritten.
 """
 import argparse
 import os.path as osp
@@ -45,6 +49,8 @@ def parse_args():
     parser.add_argument('--classes', nargs='+',
                         help='class names and their order (default: all '
                         'names in the annotations, sorted)')
+    parser.add_argument('--input-size', type=int,
+                        help='square network input (default: the base\'s)')
     parser.add_argument('--force', action='store_true',
                         help='overwrite an existing --out file')
     return parser.parse_args()
@@ -86,9 +92,12 @@ def main() -> int:
         print(f'{len(errors)} error(s): fix them (or pick --classes); '
               f'nothing written')
         return 1
+    if args.input_size is not None and args.input_size < 32:
+        print(f'error: --input-size {args.input_size}: must be >= 32')
+        return 1
     base = osp.abspath(resolve_config(args.base))
     with open(args.out, 'w') as f:
-        f.write(config_text(layout, base, classes))
+        f.write(config_text(layout, base, classes, args.input_size))
     print(f'wrote {args.out}: {len(classes)} classes, base {base}')
     subprocess.run([sys.executable,
                     osp.join(TOOLS, 'analysis_tools', 'anchor_ratios.py'),
