@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ..conftest import CONFIGS, MIM, PYTHON, TOOLS, run
+from ..conftest import CONFIGS, MIM, PYTHON, ROOT, TOOLS, run
 
 SYN = osp.join(CONFIGS, 'synthetic')
 ANALYSIS = osp.join(TOOLS, 'analysis_tools')
@@ -192,6 +192,41 @@ def test_ablation_two_stage_protocol_over_seeds(tmp_path):
     run([PYTHON, osp.join(ANALYSIS, 'ablation.py'), '--combine', work,
          '--out', tmp_path / 'combined.png'])
     assert (tmp_path / 'combined.png').stat().st_size > 1000
+
+
+def test_ablation_two_stage_on_own_data_with_one_shared_ssd(tmp_path):
+    """Configs written for real photos (tests/data/facemask): the first
+    stage trains once and every seed's second stage starts from it; the
+    summary holds the first stage's validation curve."""
+    from mmdssd.datasets.dataset_config import config_text, find_layout
+    layout = find_layout(osp.join(ROOT, 'tests', 'data', 'facemask'))
+    configs = []
+    for name, base in (
+            ('ssd.py', osp.join(CONFIGS, 'ablation', 'synthetic',
+                                'ssd_tiny_pm_c_synthetic.py')),
+            ('stage1.py', osp.join(SYN, 'dssd_tiny_stage1_synthetic.py'))):
+        (tmp_path / name).write_text(config_text(layout, base))
+        configs.append(tmp_path / name)
+    work = tmp_path / 'two_stage'
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'ablation.py'), *configs, '--own-data',
+        '--two-stage', '2', '1', '--shared-first-stage', '--seeds', '0', '1',
+        '--work-dir', work, '--no-benchmark'
+    ])
+    assert out.count('training ssd.py for 2 epochs\n') == 1, out
+    assert out.count('ssd.py for 2 epochs: trained before') == 3
+    assert out.count('training stage1.py for 1 epochs from epoch_2.pth') == 2
+    assert not (work / 'seed1' / 'ssd_pm_c_2e').exists()
+    summary = json.loads((work / 'summary.json').read_text())
+    assert 'one, shared' in summary['protocol']
+    assert [r['seeds'] for r in summary['rows']] == [[0, 1], [0, 1]]
+    curve = summary['first_stage']['0']
+    assert [p['epoch'] for p in curve] == [1, 2]  # validated on the way
+    assert all(0 <= p['coco_AP'] <= 1 for p in curve)
+    assert 'first-stage SSD validations' in (work / 'results.md').read_text()
+    with pytest.raises(AssertionError, match='SSD \\+ PM\\(c\\) config'):
+        run([PYTHON, osp.join(ANALYSIS, 'ablation.py'), configs[0],
+             '--own-data', '--two-stage', '1', '1'])
 
 
 def test_train_step_variants_prints_every_variant(tmp_path):

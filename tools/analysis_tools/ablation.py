@@ -7,6 +7,10 @@
     # the paper's two-stage protocol: SSD + PM(c) for E epochs, then either
     # SSD for F more epochs or DSSD stage 1 (trunk frozen) for F epochs
     python tools/analysis_tools/ablation.py --two-stage E F --seeds 0 1
+    # the same on your own data: the SSD + PM(c) and DSSD stage-1 configs
+    # written for it by tools/misc/make_dataset_config.py, one SSD shared
+    python tools/analysis_tools/ablation.py SSD_CFG DSSD_STAGE1_CFG \
+        --own-data --two-stage E F --shared-first-stage --seeds 0 1 2
 
 Defaults to the small synthetic ablation (configs/ablation/synthetic). Each
 (config, seed) is trained with tools/train.py on the synthetic set,
@@ -14,7 +18,8 @@ evaluated with tools/test.py (VOC mAP + COCO AP by size) and measured
 (params, FLOPs, batch-1 latency). Writes results.md, results.csv (one row
 per config and seed) and results.png (mean and per-seed values) to the
 work dir. A run whose result exists is skipped; one interrupted
-mid-training resumes from its last checkpoint.
+mid-training resumes from its last checkpoint. ``--amp`` trains in bf16
+where the CPU has it (``tools/train.py --amp``); testing stays fp32.
 """
 import argparse
 import csv
@@ -48,8 +53,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'configs',
         nargs='*',
-        help='configs to compare (default: configs/ablation/synthetic/*; '
-        'ignored with --two-stage)')
+        help='configs to compare (default: configs/ablation/synthetic/*); '
+        'with --two-stage and --own-data: the SSD + PM(c) config and the '
+        'DSSD stage-1 config')
     parser.add_argument('--epochs', type=int, default=12,
                         help='epochs per config (one-stage)')
     parser.add_argument(
@@ -59,7 +65,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar=('E', 'F'),
         help='the paper\'s two-stage protocol: SSD + PM(c) for E epochs, '
         'then SSD or DSSD stage 1 for F epochs from that checkpoint')
+    parser.add_argument(
+        '--shared-first-stage',
+        action='store_true',
+        help='with --two-stage: train the first-stage SSD once (first '
+        'seed) and start every seed\'s second stage from it, as the paper '
+        'started DSSD from one trained SSD')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--amp', action='store_true',
+                        help='train with tools/train.py --amp')
     parser.add_argument('--spec', choices=SPECS, default='default',
                         help='synthetic set: the default or the '
                         'small-objects preset (SyntheticSpec.small_objects)')
@@ -84,10 +98,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', default='ablation.png',
                         help='the picture of --combine')
     args = parser.parse_args(argv)
+    if args.own_data and args.two_stage and len(args.configs) != 2:
+        parser.error('--own-data --two-stage: give the SSD + PM(c) config '
+                     'and the DSSD stage-1 config written for the data')
+    if args.two_stage and not args.own_data:
+        args.configs = [SSD_PM_C, DSSD_STAGE1]
+    if args.shared_first_stage and not args.two_stage:
+        parser.error('--shared-first-stage: only with --two-stage')
     if not args.configs:
         args.configs = sorted(glob.glob(osp.join(ABLATION, '*.py')))
-    if args.own_data and args.two_stage:
-        parser.error('--own-data: --two-stage trains the synthetic configs')
     if args.own_data:
         args.data_root = None
     elif args.data_root is None:
@@ -110,16 +129,18 @@ def _run(cmd) -> str:
 
 
 def prepare_config(path: str, data_root: str, epochs: int, seed: int,
-                   work_dir: str, load_from: Optional[str] = None) -> str:
+                   work_dir: str, load_from: Optional[str] = None,
+                   val_interval: Optional[int] = None) -> str:
     """The config with data, budget, seed (and start) applied, dumped to
-    ``work_dir/config.py``."""
+    ``work_dir/config.py``; validated every ``val_interval`` epochs and
+    after the last."""
     from mmdssd.datasets import point_cfg_at_synthetic
     from mmdssd.utils.schedule import set_max_epochs
     cfg = Config.fromfile(path)
     if data_root is not None:
         point_cfg_at_synthetic(cfg, data_root)
     set_max_epochs(cfg, epochs)
-    cfg.train_cfg.val_interval = epochs
+    cfg.train_cfg.val_interval = val_interval or epochs
     cfg.default_hooks.checkpoint.interval = 1  # resume granularity
     cfg.default_hooks.checkpoint.max_keep_ckpts = 1
     cfg.randomness = dict(seed=seed, deterministic=False)
@@ -131,19 +152,22 @@ def prepare_config(path: str, data_root: str, epochs: int, seed: int,
 
 
 def train(path: str, args, epochs: int, seed: int, work_dir: str,
-          load_from: Optional[str] = None) -> str:
+          load_from: Optional[str] = None,
+          val_interval: Optional[int] = None) -> str:
     """Train ``path`` for ``epochs`` into ``work_dir`` (resuming an
     interrupted run); returns the config file and final checkpoint."""
     os.makedirs(work_dir, exist_ok=True)
     cfg_file = prepare_config(path, args.data_root, epochs, seed, work_dir,
-                              load_from)
+                              load_from, val_interval)
     final = osp.join(work_dir, f'epoch_{epochs}.pth')
     if not osp.isfile(final):
         resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+        options = ((['--resume'] if resume else []) +
+                   (['--amp'] if args.amp else []))
         _run([
             sys.executable,
             osp.join(TOOLS, 'train.py'), cfg_file, '--work-dir', work_dir
-        ] + (['--resume'] if resume else []))
+        ] + options)
     return cfg_file, final
 
 
@@ -230,24 +254,51 @@ def one_stage_runs(args) -> List[Dict]:
     return runs
 
 
+def first_stage_dir(args, seed: int) -> str:
+    """Where the first-stage SSD of ``seed`` trains (the first seed's for
+    every seed with ``--shared-first-stage``)."""
+    if args.shared_first_stage:
+        seed = args.seeds[0]
+    return osp.abspath(osp.join(args.work_dir, f'seed{seed}',
+                                f'ssd_pm_c_{args.two_stage[0]}e'))
+
+
 def two_stage_runs(args) -> List[Dict]:
     """The paper's protocol, for every seed: SSD + PM(c) for E epochs
-    (shared), then SSD for F more epochs or DSSD stage 1 for F epochs."""
+    (shared by both arms), then SSD for F more epochs or DSSD stage 1 for
+    F epochs. The first stage validates five times on the way, so that its
+    curve shows whether it had stopped improving."""
     first, second = args.two_stage
+    ssd, stage1 = args.configs
     runs = []
     for seed in args.seeds:
-        base = osp.abspath(osp.join(args.work_dir, f'seed{seed}',
-                                    f'ssd_pm_c_{first}e'))
+        base = first_stage_dir(args, seed)
         start = osp.join(base, f'epoch_{first}.pth')
-        for label, path in (('ssd_pm_c', SSD_PM_C),
-                            ('dssd_stage1', DSSD_STAGE1)):
+        for label, path in (('ssd_pm_c', ssd), ('dssd_stage1', stage1)):
             name = f'{label}_{first}e+{second}e'
             work_dir = osp.abspath(
                 osp.join(args.work_dir, f'seed{seed}', name))
             runs.append(dict(name=name, seed=seed, work_dir=work_dir,
-                             steps=[(SSD_PM_C, first, None, base),
+                             steps=[(ssd, first, None, base,
+                                     max(1, first // 5)),
                                     (path, second, start)]))
     return runs
+
+
+def first_stage_curve(base: str) -> List[Dict]:
+    """The first stage's validations: epoch, COCO AP, AP small, VOC mAP."""
+    curve = {}
+    for scalars in sorted(glob.glob(osp.join(base, '*', 'vis_data',
+                                             'scalars.json'))):
+        with open(scalars) as f:
+            for line in f:
+                rec = json.loads(line) if line.strip() else {}
+                if 'coco/bbox_mAP' in rec:
+                    curve[rec['step']] = dict(
+                        epoch=rec['step'], coco_AP=rec['coco/bbox_mAP'],
+                        AP_small=rec['coco/bbox_mAP_s'],
+                        voc_mAP=rec['pascal_voc/mAP'])
+    return [curve[e] for e in sorted(curve)]
 
 
 def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
@@ -261,6 +312,7 @@ def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
     for step in run['steps']:
         path, epochs, load_from = step[:3]
         work_dir = step[3] if len(step) > 3 else run['work_dir']
+        val_interval = step[4] if len(step) > 4 else None
         what = (f'{osp.basename(path)} for {epochs} epochs'
                 f'{" from " + osp.basename(load_from) if load_from else ""}')
         if osp.isfile(osp.join(work_dir, f'epoch_{epochs}.pth')):
@@ -268,7 +320,7 @@ def execute(run: Dict, args, index: int, total: int, started: float) -> Dict:
         else:
             print(f'{tag}: training {what}', flush=True)
         cfg_file, final = train(path, args, epochs, run['seed'], work_dir,
-                                load_from)
+                                load_from, val_interval)
     print(f'{tag}: evaluating', flush=True)
     result = evaluate(run['name'], run['seed'], cfg_file, final,
                       run['work_dir'], not args.no_benchmark)
@@ -311,7 +363,8 @@ def summarise(results: List[Dict]) -> List[Dict]:
 
 
 def describe(args) -> str:
-    what = (f'two-stage: SSD + PM(c) {args.two_stage[0]} epochs, then '
+    what = (f'two-stage: SSD + PM(c) {args.two_stage[0]} epochs'
+            f'{" (one, shared)" if args.shared_first_stage else ""}, then '
             f'{args.two_stage[1]} epochs of SSD or of DSSD stage 1'
             if args.two_stage else f'one-stage: {args.epochs} epochs each '
             'from random init')
@@ -340,11 +393,22 @@ def write_outputs(results: List[Dict], args) -> str:
         cells = [f'{row[k]["mean"]:.3f} +- {row[k]["sd"]:.3f}'
                  for k in METRICS]
         lines.append(f'| {row["config"]} | ' + ' | '.join(cells) + ' |')
+    summary = dict(protocol=describe(args), rows=rows)
+    if args.two_stage:
+        summary['first_stage'] = {
+            seed: first_stage_curve(first_stage_dir(args, seed))
+            for seed in dict.fromkeys(
+                args.seeds[:1] if args.shared_first_stage else args.seeds)}
+        lines += ['', 'first-stage SSD validations (epoch: COCO AP, '
+                  'AP small):']
+        lines += [f'- seed {seed}: ' + ', '.join(
+            f'{p["epoch"]}: {p["coco_AP"]:.3f}, {p["AP_small"]:.3f}'
+            for p in curve) for seed, curve in summary['first_stage'].items()]
     table = '\n'.join(lines)
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write(table + '\n')
     with open(osp.join(out, 'summary.json'), 'w') as f:
-        json.dump(dict(protocol=describe(args), rows=rows), f, indent=2)
+        json.dump(summary, f, indent=2)
 
     fig, ax = plt.subplots(figsize=(max(6, len(rows) * 1.4), 4))
     names = [r['config'].replace('_synthetic', '') for r in rows]
