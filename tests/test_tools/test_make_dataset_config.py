@@ -56,6 +56,15 @@ def test_tool_finds_classes_checks_and_reports_boxes(written):
     assert [m.type for m in cfg.val_evaluator] == ['VOCMetric', 'CocoMetric']
 
 
+def test_tool_writes_a_config_for_another_input_size(photos, tmp_path):
+    out = tmp_path / 'facemask_320.py'
+    log = run([PYTHON, TOOL, photos, '--out', out, '--input-size', '320'])
+    cfg = Config.fromfile(str(out))
+    assert cfg.input_size == 320 and cfg.model.bbox_head.num_classes == 3
+    assert cfg.model.bbox_head.anchor_generator.strides[-1] == 320
+    assert 'training boxes in 9 images' in log  # reported at 320
+
+
 def test_written_config_trains_on_a_last_batch_of_one_and_tests(
         written, tmp_path):
     """9 training images at batch 8: the last batch holds one image, whose
