@@ -196,15 +196,19 @@ def test_ablation_two_stage_protocol_over_seeds(tmp_path):
 
 def test_ablation_two_stage_on_own_data_with_one_shared_ssd(tmp_path):
     """Configs written for real photos (tests/data/facemask): the first
-    stage trains once and every seed's second stage starts from it; the
-    summary holds the first stage's validation curve."""
+    stage trains once and every seed's second-stage arms start from it,
+    the SSD control with the DSSD's parts frozen among them; the summary
+    holds the first stage's validation curve."""
+    import torch
+
     from mmdssd.datasets.dataset_config import config_text, find_layout
     layout = find_layout(osp.join(ROOT, 'tests', 'data', 'facemask'))
     configs = []
     for name, base in (
             ('ssd.py', osp.join(CONFIGS, 'ablation', 'synthetic',
                                 'ssd_tiny_pm_c_synthetic.py')),
-            ('stage1.py', osp.join(SYN, 'dssd_tiny_stage1_synthetic.py'))):
+            ('stage1.py', osp.join(SYN, 'dssd_tiny_stage1_synthetic.py')),
+            ('frozen.py', osp.join(SYN, 'ssd_tiny_stage1_synthetic.py'))):
         (tmp_path / name).write_text(config_text(layout, base))
         configs.append(tmp_path / name)
     work = tmp_path / 'two_stage'
@@ -214,16 +218,28 @@ def test_ablation_two_stage_on_own_data_with_one_shared_ssd(tmp_path):
         '--work-dir', work, '--no-benchmark'
     ])
     assert out.count('training ssd.py for 2 epochs\n') == 1, out
-    assert out.count('ssd.py for 2 epochs: trained before') == 3
+    assert out.count('ssd.py for 2 epochs: trained before') == 5
     assert out.count('training stage1.py for 1 epochs from epoch_2.pth') == 2
     assert not (work / 'seed1' / 'ssd_pm_c_2e').exists()
     summary = json.loads((work / 'summary.json').read_text())
     assert 'one, shared' in summary['protocol']
-    assert [r['seeds'] for r in summary['rows']] == [[0, 1], [0, 1]]
+    assert [r['config'] for r in summary['rows']] == [
+        'ssd_pm_c_2e+1e', 'dssd_stage1_2e+1e', 'frozen_2e+1e']
+    assert all(r['seeds'] == [0, 1] for r in summary['rows'])
     curve = summary['first_stage']['0']
     assert [p['epoch'] for p in curve] == [1, 2]  # validated on the way
     assert all(0 <= p['coco_AP'] <= 1 for p in curve)
     assert 'first-stage SSD validations' in (work / 'results.md').read_text()
+    # the control trains only what DSSD stage 1 trains besides the DM
+    first, control = (torch.load(path, map_location='cpu',
+                                 weights_only=True)['state_dict']
+                      for path in (work / 'seed0' / 'ssd_pm_c_2e' /
+                                   'epoch_2.pth', work / 'seed1' /
+                                   'frozen_2e+1e' / 'epoch_1.pth'))
+    trunk = [k for k in first if k.startswith(('backbone.', 'neck.extra'))]
+    assert trunk and all(torch.equal(first[k], control[k]) for k in trunk)
+    assert any(not torch.equal(first[k], control[k]) for k in first
+               if k.startswith('bbox_head.'))
     with pytest.raises(AssertionError, match='SSD \\+ PM\\(c\\) config'):
         run([PYTHON, osp.join(ANALYSIS, 'ablation.py'), configs[0],
              '--own-data', '--two-stage', '1', '1'])

@@ -54,8 +54,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'configs',
         nargs='*',
         help='configs to compare (default: configs/ablation/synthetic/*); '
-        'with --two-stage and --own-data: the SSD + PM(c) config and the '
-        'DSSD stage-1 config')
+        'with --two-stage and --own-data: the SSD + PM(c) config, the '
+        'DSSD stage-1 config, and any more second-stage arms (e.g. the '
+        'SSD with the same parts frozen), named by their files')
     parser.add_argument('--epochs', type=int, default=12,
                         help='epochs per config (one-stage)')
     parser.add_argument(
@@ -98,7 +99,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', default='ablation.png',
                         help='the picture of --combine')
     args = parser.parse_args(argv)
-    if args.own_data and args.two_stage and len(args.configs) != 2:
+    if args.own_data and args.two_stage and len(args.configs) < 2:
         parser.error('--own-data --two-stage: give the SSD + PM(c) config '
                      'and the DSSD stage-1 config written for the data')
     if args.two_stage and not args.own_data:
@@ -269,12 +270,14 @@ def two_stage_runs(args) -> List[Dict]:
     F epochs. The first stage validates five times on the way, so that its
     curve shows whether it had stopped improving."""
     first, second = args.two_stage
-    ssd, stage1 = args.configs
+    ssd, stage1, *more = args.configs
+    arms = [('ssd_pm_c', ssd), ('dssd_stage1', stage1)] + [
+        (osp.splitext(osp.basename(path))[0], path) for path in more]
     runs = []
     for seed in args.seeds:
         base = first_stage_dir(args, seed)
         start = osp.join(base, f'epoch_{first}.pth')
-        for label, path in (('ssd_pm_c', ssd), ('dssd_stage1', stage1)):
+        for label, path in arms:
             name = f'{label}_{first}e+{second}e'
             work_dir = osp.abspath(
                 osp.join(args.work_dir, f'seed{seed}', name))
