@@ -366,11 +366,15 @@ def summarise(results: List[Dict]) -> List[Dict]:
 
 
 def describe(args) -> str:
-    what = (f'two-stage: SSD + PM(c) {args.two_stage[0]} epochs'
-            f'{" (one, shared)" if args.shared_first_stage else ""}, then '
-            f'{args.two_stage[1]} epochs of SSD or of DSSD stage 1'
-            if args.two_stage else f'one-stage: {args.epochs} epochs each '
-            'from random init')
+    if args.two_stage:
+        first, second = args.two_stage
+        arms = ('SSD, of DSSD stage 1 or of another arm'
+                if len(args.configs) > 2 else 'SSD or of DSSD stage 1')
+        shared = ' (one, shared)' if args.shared_first_stage else ''
+        what = (f'two-stage: SSD + PM(c) {first} epochs{shared}, then '
+                f'{second} epochs of {arms}')
+    else:
+        what = f'one-stage: {args.epochs} epochs each from random init'
     data = ('the data the configs name' if args.own_data else
             f'synthetic set "{args.spec}" ({args.data_root})')
     return f'{what}; seeds {", ".join(map(str, args.seeds))}; {data}'
