@@ -266,9 +266,10 @@ def first_stage_dir(args, seed: int) -> str:
 
 def two_stage_runs(args) -> List[Dict]:
     """The paper's protocol, for every seed: SSD + PM(c) for E epochs
-    (shared by both arms), then SSD for F more epochs or DSSD stage 1 for
-    F epochs. The first stage validates five times on the way, so that its
-    curve shows whether it had stopped improving."""
+    (shared by every arm), then F epochs of each arm from it: SSD, DSSD
+    stage 1 and any further configs. The first stage validates five times
+    on the way, so that its curve shows whether it had stopped
+    improving."""
     first, second = args.two_stage
     ssd, stage1, *more = args.configs
     arms = [('ssd_pm_c', ssd), ('dssd_stage1', stage1)] + [
