@@ -267,3 +267,26 @@ def test_train_step_variants_prints_every_variant(tmp_path):
         batch = 4 if name == 'batch-4' else 8
         assert per_step > 0 and per_image == pytest.approx(
             per_step / batch, abs=1e-3), name
+        assert float(row[4]) >= 0  # minor page faults per step
+
+
+def test_train_step_variants_compares_allocators(tmp_path):
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    generate_synthetic_dataset(str(tmp_path / 'data'),
+                               SyntheticSpec(num_trainval=16, num_test=8))
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), '--data-root',
+        tmp_path / 'data', '--rounds', '1', '--steps', '1',
+        '--allocator-turns', '1', '--variants', 'input-192'
+    ])
+    rows = {
+        fields[0]: fields
+        for fields in map(str.split, out.splitlines())
+        if fields and fields[0] in ('job', 'input-192')
+    }
+    assert set(rows) == {'job', 'input-192'}, out  # the job always runs
+    for name, row in rows.items():
+        default, kept = float(row[1]), float(row[2])
+        assert default > 0 and kept > 0
+        assert row[3] == f'{kept / default:.2f}x', name
+        assert float(row[4]) >= 0 and float(row[5]) >= 0

@@ -1,7 +1,9 @@
 """Time the main job's training step against variants, side by side.
 
     python tools/analysis_tools/train_step_variants.py [--rounds 6] \
-        [--steps 10]
+        [--steps 10] [--variants NAME ...] [--keep-freed-memory]
+    python tools/analysis_tools/train_step_variants.py --allocator-turns 3 \
+        [--variants NAME ...]
 
 Builds the main job's model (configs/synthetic/dssd_main_job_synthetic.py,
 channels-last as the job runs it) once per variant, then runs the variants'
@@ -18,13 +20,23 @@ seconds per step and per image and the ratio to the job's own setting:
   instead of 256 (the sizes of the job's progressive-resizing phases; the
   job itself is timed at 256, its last phase).
 
+It also prints the minor page faults per step (fresh memory the kernel
+mapped in). ``--keep-freed-memory`` runs every variant with glibc's
+``malloc`` keeping freed memory (``mmdssd.utils.keep_freed_memory``, as the
+main job does); that is process-wide, so ``--allocator-turns N`` compares
+it with glibc's defaults by running this tool 2N times, alternating the two
+in fresh processes, and prints the medians over the runs and their ratio.
+
 Needs the synthetic set (``tools/run_synthetic.py`` or
 ``tools/misc/gen_synthetic_data.py`` writes it). Time nothing else beside it.
 """
 import argparse
 import copy
+import json
 import os.path as osp
 import statistics
+import subprocess
+import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4',
@@ -42,7 +54,21 @@ def parse_args() -> argparse.Namespace:
                         help='turns per variant')
     parser.add_argument('--steps', type=int, default=10,
                         help='timed steps per turn')
-    return parser.parse_args()
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS,
+                        default=list(VARIANTS),
+                        help='variants to time (default: all; the job is '
+                        'always timed, as the reference)')
+    parser.add_argument('--keep-freed-memory', action='store_true',
+                        help="glibc's malloc keeps freed memory (as the "
+                        'main job)')
+    parser.add_argument('--allocator-turns', type=int, default=0,
+                        help="compare glibc's default malloc with kept "
+                        'freed memory: this many runs of each, alternating')
+    parser.add_argument('--json', action='store_true',
+                        help='print the medians as one JSON line')
+    args = parser.parse_args()
+    args.variants = ['job'] + [v for v in args.variants if v != 'job']
+    return args
 
 
 def variant_config(base, name: str):
@@ -98,14 +124,15 @@ class Arm:
         self.optim.update_params(loss)
 
 
-def main() -> None:
-    args = parse_args()
-    import torch
+def measure(args) -> dict:
+    """Median seconds and minor page faults per step of each variant,
+    timed in turns in this process."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import mmdssd  # noqa: F401
     from mmdssd.datasets import point_cfg_at_synthetic
+    from mmdssd.utils.allocator import minor_page_faults
     from mmdssd.utils.timing import time_in_turns
 
     base = Config.fromfile(args.config)
@@ -113,28 +140,92 @@ def main() -> None:
     init_default_scope(base.get('default_scope', 'mmdet'))
     arms = {
         name: Arm(variant_config(base, name), name == 'bf16-autocast')
-        for name in VARIANTS
+        for name in args.variants
     }
+    faults = {name: [] for name in arms}
 
-    def steps(arm, count):
+    def steps(name, count, timed=True):
+        before = minor_page_faults()
         for _ in range(count):
-            arm.step()
+            arms[name].step()
+        if timed:
+            faults[name].append((minor_page_faults() - before) / count)
 
     # two steps of a variant before each timed turn re-warm its caches
     times = time_in_turns(
-        {k: lambda arm=arm: steps(arm, args.steps) for k, arm in arms.items()},
+        {k: lambda k=k: steps(k, args.steps) for k in arms},
         args.rounds,
-        prepare={k: lambda arm=arm: steps(arm, 2) for k, arm in arms.items()})
-    per_step = {k: statistics.median(v) / args.steps for k, v in times.items()}
-    ref = per_step['job'] / arms['job'].batch_size
-    print(f'{"variant":<14} {"s/step":>7} {"s/image":>8} {"ratio":>6}'
-          '  (per image, to job)')
-    for name in VARIANTS:
-        per_image = per_step[name] / arms[name].batch_size
-        print(f'{name:<14} {per_step[name]:7.3f} {per_image:8.4f} '
-              f'{per_image / ref:6.2f}x')
+        prepare={k: lambda k=k: steps(k, 2, False) for k in arms})
+    return {
+        name: dict(step_s=statistics.median(times[name]) / args.steps,
+                   faults=statistics.median(faults[name]),
+                   batch=arms[name].batch_size)
+        for name in arms
+    }
+
+
+def print_table(results: dict, args) -> None:
+    """Seconds per step and per image, their ratio to the job, faults."""
+    import torch
+    ref = results['job']['step_s'] / results['job']['batch']
+    print(f'{"variant":<14} {"s/step":>7} {"s/image":>8} {"ratio":>6} '
+          f'{"faults/step":>11}  (ratio per image, to job)')
+    for name, r in results.items():
+        per_image = r['step_s'] / r['batch']
+        print(f'{name:<14} {r["step_s"]:7.3f} {per_image:8.4f} '
+              f'{per_image / ref:6.2f}x {r["faults"]:11.0f}')
+    memory = ('kept freed memory' if args.keep_freed_memory else
+              "glibc's default malloc")
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'{args.rounds} turns of {args.steps} steps per variant, medians')
+          f'{args.rounds} turns of {args.steps} steps per variant, medians, '
+          f'{memory}')
+
+
+def compare_allocators(args) -> None:
+    """Run this tool ``--allocator-turns`` times with each allocator
+    setting, alternating, in fresh processes; print per variant the
+    medians over the runs and the ratio kept / default."""
+    command = [
+        sys.executable, osp.abspath(__file__), '--config', args.config,
+        '--data-root', args.data_root, '--rounds', str(args.rounds),
+        '--steps', str(args.steps), '--json', '--variants', *args.variants
+    ]
+    runs = {'default': [], 'kept': []}
+    for _ in range(args.allocator_turns):
+        for setting, extra in (('default', []),
+                               ('kept', ['--keep-freed-memory'])):
+            out = subprocess.run(command + extra, check=True,
+                                 capture_output=True, text=True).stdout
+            runs[setting].append(json.loads(out.strip().splitlines()[-1]))
+    print(f'{"variant":<14} {"default s":>9} {"kept s":>7} {"ratio":>6} '
+          f'{"faults default":>14} {"kept":>6}')
+    for name in args.variants:
+        step = {k: statistics.median(r[name]['step_s'] for r in v)
+                for k, v in runs.items()}
+        faults = {k: statistics.median(r[name]['faults'] for r in v)
+                  for k, v in runs.items()}
+        print(f'{name:<14} {step["default"]:9.3f} {step["kept"]:7.3f} '
+              f'{step["kept"] / step["default"]:5.2f}x '
+              f'{faults["default"]:14.0f} {faults["kept"]:6.0f}')
+    print(f'{args.allocator_turns} runs per setting, alternating, each '
+          f'{args.rounds} turns of {args.steps} steps per variant; medians '
+          'over the runs of their medians')
+
+
+def main() -> None:
+    args = parse_args()
+    if args.allocator_turns:
+        compare_allocators(args)
+        return
+    if args.keep_freed_memory:
+        from mmdssd.utils.allocator import keep_freed_memory
+        if not keep_freed_memory():
+            sys.exit('--keep-freed-memory: the C library is not glibc')
+    results = measure(args)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print_table(results, args)
 
 
 if __name__ == '__main__':
