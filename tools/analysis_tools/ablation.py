@@ -32,7 +32,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from mmengine.config import Config
 
@@ -172,6 +172,18 @@ def train(path: str, args, epochs: int, seed: int, work_dir: str,
     return cfg_file, final
 
 
+def validation_records(work_dir: str) -> Iterator[Dict]:
+    """The validations MMEngine logged in ``work_dir``'s runs
+    (``scalars.json``), oldest run first, each run's in order."""
+    for scalars in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                             'scalars.json'))):
+        with open(scalars) as f:
+            for line in f:
+                rec = json.loads(line) if line.strip() else {}
+                if 'coco/bbox_mAP' in rec:
+                    yield rec
+
+
 def final_validation(cfg_file: str, work_dir: str,
                      epochs: int) -> Optional[Dict]:
     """The metrics of the validation after the last epoch, from the run's
@@ -181,14 +193,11 @@ def final_validation(cfg_file: str, work_dir: str,
     if (cfg.val_dataloader != cfg.test_dataloader
             or cfg.val_evaluator != cfg.test_evaluator):
         return None
-    for scalars in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                             'scalars.json')), reverse=True):
-        with open(scalars) as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        for rec in reversed(records):
-            if 'coco/bbox_mAP' in rec and rec.get('step') == epochs:
-                return rec
-    return None  # e.g. killed between the last checkpoint and validation
+    last = None  # stays None if killed between a checkpoint and validation
+    for rec in validation_records(work_dir):
+        if rec.get('step') == epochs:
+            last = rec
+    return last
 
 
 def test_metrics(cfg_file: str, checkpoint: str, work_dir: str) -> Dict:
@@ -291,17 +300,12 @@ def two_stage_runs(args) -> List[Dict]:
 
 def first_stage_curve(base: str) -> List[Dict]:
     """The first stage's validations: epoch, COCO AP, AP small, VOC mAP."""
-    curve = {}
-    for scalars in sorted(glob.glob(osp.join(base, '*', 'vis_data',
-                                             'scalars.json'))):
-        with open(scalars) as f:
-            for line in f:
-                rec = json.loads(line) if line.strip() else {}
-                if 'coco/bbox_mAP' in rec:
-                    curve[rec['step']] = dict(
-                        epoch=rec['step'], coco_AP=rec['coco/bbox_mAP'],
-                        AP_small=rec['coco/bbox_mAP_s'],
-                        voc_mAP=rec['pascal_voc/mAP'])
+    curve = {
+        rec['step']: dict(epoch=rec['step'], coco_AP=rec['coco/bbox_mAP'],
+                          AP_small=rec['coco/bbox_mAP_s'],
+                          voc_mAP=rec['pascal_voc/mAP'])
+        for rec in validation_records(base)
+    }
     return [curve[e] for e in sorted(curve)]
 
 
