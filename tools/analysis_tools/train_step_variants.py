@@ -194,9 +194,13 @@ def compare_allocators(args) -> None:
     for _ in range(args.allocator_turns):
         for setting, extra in (('default', []),
                                ('kept', ['--keep-freed-memory'])):
-            out = subprocess.run(command + extra, check=True,
-                                 capture_output=True, text=True).stdout
-            runs[setting].append(json.loads(out.strip().splitlines()[-1]))
+            proc = subprocess.run(command + extra, capture_output=True,
+                                  text=True)
+            if proc.returncode:
+                sys.exit(f'--allocator-turns: the run with the {setting} '
+                         f'allocator failed:\n{proc.stderr[-2000:]}')
+            runs[setting].append(
+                json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f'{"variant":<14} {"default s":>9} {"kept s":>7} {"ratio":>6} '
           f'{"faults default":>14} {"kept":>6}')
     for name in args.variants:
