@@ -37,8 +37,8 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
         return False
     libc = ctypes.CDLL(ctypes.util.find_library('c'))
-    applied = libc.mallopt(_M_MMAP_MAX, 0) == 1
-    return libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1 and applied
+    return (libc.mallopt(_M_MMAP_MAX, 0) == 1
+            and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1)
 
 
 def minor_page_faults() -> int:
