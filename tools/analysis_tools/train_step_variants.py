@@ -15,6 +15,7 @@ seconds per step and per image and the ratio to the job's own setting:
 - ``adamw-unfused``: AdamW's default (per-parameter) implementation;
 - ``bf16-autocast``: forward and loss under CPU bfloat16 autocast;
 - ``1-worker``: loading in one worker process (``num_workers=1``);
+- ``bf16-1-worker``: both (the job's bf16 step, loading overlapped);
 - ``batch-4``: batch 4 (compare per image);
 - ``input-224``, ``input-192``: the training images resized to 224 / 192
   instead of 256 (the sizes of the job's progressive-resizing phases; the
@@ -39,8 +40,8 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker', 'batch-4',
-            'input-224', 'input-192')
+VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
+            'bf16-1-worker', 'batch-4', 'input-224', 'input-192')
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,7 +78,7 @@ def variant_config(base, name: str):
     loader_cfg = cfg.train_dataloader
     if name == 'adamw-unfused':
         cfg.optim_wrapper.optimizer.pop('fused', None)
-    if name == '1-worker':
+    if name.endswith('1-worker'):
         loader_cfg.num_workers = 1
         loader_cfg.persistent_workers = True
     if name == 'batch-4':
@@ -139,7 +140,7 @@ def measure(args) -> dict:
     point_cfg_at_synthetic(base, args.data_root)
     init_default_scope(base.get('default_scope', 'mmdet'))
     arms = {
-        name: Arm(variant_config(base, name), name == 'bf16-autocast')
+        name: Arm(variant_config(base, name), name.startswith('bf16'))
         for name in args.variants
     }
     faults = {name: [] for name in arms}
