@@ -18,6 +18,7 @@ import argparse
 import glob
 import json
 import logging
+import math
 import os.path as osp
 import sys
 import time
@@ -35,8 +36,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # the test split is the same whatever this is): a longer budget needs more
 # distinct images than 240 before it overfits.
 NUM_TRAINVAL = 2000
-# validations per run (the last one is the final test)
-NUM_VAL = 6
+# validations per run, evenly spaced, the last one the final test: each
+# costs training iterations, and four already draw the learning curve
+NUM_VAL = 4
 # seconds of the budget kept after training: drawing and plots (~1 s),
 # imports before the clock starts and the exit (~5 s), and a margin
 END_RESERVE_S = 15
@@ -63,7 +65,7 @@ def parse_args() -> argparse.Namespace:
                         help='synthetic training images to generate')
     parser.add_argument('--val-interval', type=int, default=None,
                         help='iterations between validations (default: '
-                        'about 6 validations per run)')
+                        f'{NUM_VAL} validations per run, evenly spaced)')
     parser.add_argument('--num-vis', type=int, default=6,
                         help='test images drawn into the grid picture')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -196,8 +198,10 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
     logger.setLevel(logging.WARNING)  # init_weights is chatty
 
     def measure(c):
-        # 8 timed steps per input size: 4 were too few to be stable
-        return measure_step_times(c, train_iters=8, channels_last=True)
+        # 8 timed steps (4 were too few to be stable), at the first input
+        # size only: the budget hook measures the others as it trains
+        return measure_step_times(c, train_iters=8, channels_last=True,
+                                  all_phases=False)
 
     cfg, why, times = choose_training_precision(cfg, measure(cfg), measure,
                                                 args.precision)
@@ -211,8 +215,9 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
                                fixed_s=NUM_VAL * val_s)
     except ValueError as err:
         sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
-    hook = TimeBudgetHook(deadline, val_s=val_s,
-                          phase_costs=times['phase_train_iters'])
+    hook = TimeBudgetHook(
+        deadline, val_s=val_s, phase_costs=times['phase_train_iters'],
+        num_vals=None if args.val_interval else NUM_VAL)
     print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
           f'-> about {iters} iterations (refitted as it trains)', flush=True)
     return cfg, iters, why, hook
@@ -281,7 +286,8 @@ def train(cfg: Config, args, start: float):
         cfg, iters, why, budget_hook = fit_to_budget(cfg, args, start)
     else:
         cfg, iters, why = fixed_length(cfg, args)
-    set_max_iters(cfg, iters, args.val_interval or max(1, iters // NUM_VAL))
+    set_max_iters(cfg, iters,
+                  args.val_interval or max(1, math.ceil(iters / NUM_VAL)))
     cfg.default_hooks.logger.interval = 50
     runner = Runner.from_cfg(cfg)
     timeline = MetricTimelineHook(start)
@@ -329,6 +335,8 @@ def main() -> None:
         num_trainval=args.num_trainval,
         passes=round(runner.iter * batch / args.num_trainval, 2),
         refits=budget_hook.refits if budget_hook else [],
+        validation_seconds=([round(t, 1) for t in budget_hook.val_times]
+                            if budget_hook else []),
         seed=args.seed,
         precision=why,
         train_with_val_seconds=round(train_s, 1),

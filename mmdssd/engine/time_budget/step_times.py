@@ -3,7 +3,7 @@ schedule to a wall-time budget from them."""
 import contextlib
 import copy
 import math
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import MessageHub
@@ -13,7 +13,8 @@ from mmdssd.utils.timing import endless, time_calls
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
                        warmup: int = 2,
-                       channels_last: bool = False) -> Dict[str, float]:
+                       channels_last: bool = False,
+                       all_phases: bool = True) -> Dict[str, float]:
     """Seconds per training iteration and per test batch of ``cfg`` here.
 
     Builds the config's model, optimiser and train/test dataloaders exactly
@@ -25,7 +26,11 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     With a :class:`ProgressiveResize` batch augment, each of its phases
     (input sizes) is timed with ``train_iters`` steps and ``train_iter``
     is their mean weighted by the phases' lengths (``phase_train_iters``
-    holds each).
+    holds each). With ``all_phases=False`` only the first phase is timed
+    and the others are scaled from it by their pixels
+    (:func:`phase_input_sides`): a third of the timing, for a first
+    estimate that :class:`TimeBudgetHook` corrects as the run measures
+    its own steps.
 
     Args:
         cfg (Config): A full training config (with ``train_dataloader``,
@@ -35,6 +40,8 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         channels_last (bool): Time the model in channels-last memory
             format (as :class:`ChannelsLastHook` runs it). Defaults to
             False.
+        all_phases (bool): Time every input-size phase, not only the
+            first. Defaults to True.
 
     Returns:
         dict: ``train_iter`` and ``test_batch`` in seconds, and
@@ -53,12 +60,15 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     batches = endless(train_loader)
     model.train()
     phase_times = []
-    for start in starts:
+    for start in starts if all_phases else starts[:1]:
         with _training_progress(start if resize else None):
             times = time_calls(
                 lambda: model.train_step(next(batches), optim), train_iters,
                 warmup)
         phase_times.append(sorted(times)[len(times) // 2])
+    if len(phase_times) < len(starts):
+        pixels = [side * side for side in phase_input_sides(cfg, resize)]
+        phase_times = [phase_times[0] * p / pixels[0] for p in pixels]
     model.eval()
     test_batches = endless(test_loader)
     with torch.no_grad():
@@ -72,6 +82,17 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         test_batch=min(test_times),
         iters_per_epoch=len(train_loader),
         test_batches=len(test_loader))
+
+
+def phase_input_sides(cfg: Config, resize) -> List[int]:
+    """The input side of each phase of ``resize`` (a
+    :class:`ProgressiveResize`, or None for one phase), the last one the
+    test pipeline's."""
+    from mmdssd.deployment import input_size_of
+    full = max(input_size_of(cfg))
+    if resize is None:
+        return [full]
+    return [side for _, side in resize.phases] + [full]
 
 
 def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:

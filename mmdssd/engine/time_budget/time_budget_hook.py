@@ -7,6 +7,8 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
+from .step_times import phase_input_sides
+
 
 @HOOKS.register_module()
 class TimeBudgetHook(Hook):
@@ -31,6 +33,11 @@ class TimeBudgetHook(Hook):
     seconds per iteration, e.g. measured before training), scaled by the
     ratio of measured to predicted cost of the phases seen so far.
 
+    With ``num_vals``, the validation interval moves with the length too,
+    so that the run validates ``num_vals`` times, evenly spaced, the last
+    after its last iteration: a fixed interval would let a refitted end
+    land just after a scheduled validation and pay for two in a row.
+
     Needs MMEngine's ``IterBasedTrainLoop`` (an epoch loop cannot change
     its length in the middle of an epoch).
 
@@ -46,6 +53,9 @@ class TimeBudgetHook(Hook):
         interval (int): Iterations between refits. Defaults to 25.
         min_samples (int): Iterations of a phase measured before its
             measured time is trusted. Defaults to 10.
+        num_vals (int, optional): Validations per run, the final one
+            included, kept evenly spaced as the length moves. Defaults to
+            None: the loop's ``val_interval`` is left as configured.
     """
 
     priority = 'LOW'
@@ -55,10 +65,15 @@ class TimeBudgetHook(Hook):
                  val_s: float = 0.0,
                  phase_costs: Optional[Sequence[float]] = None,
                  interval: int = 25,
-                 min_samples: int = 10) -> None:
+                 min_samples: int = 10,
+                 num_vals: Optional[int] = None) -> None:
         if interval < 1:
             raise ValueError(
                 f'TimeBudgetHook: interval must be >= 1, got {interval}')
+        if num_vals is not None and num_vals < 1:
+            raise ValueError(
+                f'TimeBudgetHook: num_vals must be >= 1, got {num_vals}')
+        self.num_vals = num_vals
         self.deadline = float(deadline)
         self.val_s = float(val_s)
         self.phase_costs = list(phase_costs) if phase_costs else None
@@ -81,6 +96,12 @@ class TimeBudgetHook(Hook):
                 'TimeBudgetHook needs an IterBasedTrainLoop (train_cfg type='
                 f"'IterBasedTrainLoop'), got "
                 f'{type(runner.train_loop).__name__}')
+        if (self.num_vals is not None
+                and len(getattr(runner.train_loop, 'dynamic_intervals',
+                                ())) > 1):
+            raise ValueError(
+                'TimeBudgetHook: num_vals spaces the validations itself; '
+                "drop train_cfg's dynamic_intervals or num_vals")
         from mmdssd.models.data_preprocessors import ProgressiveResize
         resize = ProgressiveResize.of(runner.model)
         self.untils = resize.boundaries if resize else [1.0]
@@ -104,9 +125,7 @@ class TimeBudgetHook(Hook):
         the pixels it sees. The last phase runs at the pipeline's size."""
         if resize is None:
             return [1.0]
-        from mmdssd.deployment import input_size_of
-        full = max(input_size_of(runner.cfg))
-        return [side * side for _, side in resize.phases] + [full * full]
+        return [side * side for side in phase_input_sides(runner.cfg, resize)]
 
     def _phase(self, it: int, max_iters: int) -> int:
         for i, until in enumerate(self.untils):
@@ -190,7 +209,7 @@ class TimeBudgetHook(Hook):
               if phase > 0 else None)
 
         def fits(n):
-            return self.predict_seconds(done, n, loop.val_interval,
+            return self.predict_seconds(done, n, self.val_interval(loop, n),
                                         per_iter) <= left
 
         if not fits(lo):
@@ -205,9 +224,24 @@ class TimeBudgetHook(Hook):
                     step //= 2
         if new != old:
             self.set_max_iters(runner, old, new)
+            self.set_val_interval(loop, self.val_interval(loop, new))
             self.refits.append(dict(iter=done, max_iters=new,
                                     seconds_left=round(left, 1)))
         return new
+
+    def val_interval(self, loop, max_iters: int) -> int:
+        """The validation interval of a ``max_iters`` run."""
+        if self.num_vals is None:
+            return loop.val_interval
+        return max(1, math.ceil(max_iters / self.num_vals))
+
+    @staticmethod
+    def set_val_interval(loop, interval: int) -> None:
+        """``val_interval`` of the loop, which re-reads it every iteration
+        from its dynamic intervals (one, without ``dynamic_intervals``)."""
+        loop.val_interval = interval
+        if hasattr(loop, 'dynamic_intervals'):
+            loop.dynamic_intervals = [interval]
 
     @staticmethod
     def set_max_iters(runner, old: int, new: int) -> None:

@@ -29,3 +29,18 @@ def test_step_times_per_input_size_phase(synthetic_root):
     # the mean over the run, each phase by its length (1/2, 1/4, 1/4)
     assert times['train_iter'] == pytest.approx(
         0.5 * phases[0] + 0.25 * phases[1] + 0.25 * phases[2])
+
+
+def test_only_the_first_phase_timed(synthetic_root):
+    """``all_phases=False``: the later input sizes are scaled from the
+    first by their pixels, not timed."""
+    from mmdssd.datasets import point_cfg_at_synthetic
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_main_job_synthetic.py'))
+    point_cfg_at_synthetic(cfg, synthetic_root)
+    times = measure_step_times(cfg, train_iters=1, warmup=0,
+                               all_phases=False)
+    first, *later = times['phase_train_iters']
+    assert first > 0
+    assert later == pytest.approx([first * (224 / 192)**2,
+                                   first * (256 / 192)**2])

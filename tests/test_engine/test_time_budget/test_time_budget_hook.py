@@ -1,3 +1,4 @@
+import math
 import time
 import types
 import uuid
@@ -139,3 +140,44 @@ def test_after_train_iter_measures_steps_without_validations():
     assert hook.counts[0] == 3
     assert hook.sums[0] < 0.15
     assert len(hook.val_times) == 1 and hook.val_times[0] >= 0.2
+
+
+def test_num_vals_keeps_the_validations_evenly_spaced():
+    runner, _, _ = _runner(max_iters=1000, val_interval=250)
+    loop = runner.train_loop
+    # what IterBasedTrainLoop.__init__ sets without dynamic_intervals; the
+    # loop re-reads val_interval from it every iteration
+    loop.dynamic_milestones, loop.dynamic_intervals = [0], [250]
+    # 100 s left at 0.1 s per iteration, 2 s per validation, 100 done
+    hook = TimeBudgetHook(deadline=time.time() + 100, val_s=2.0, num_vals=4)
+    _measured(hook, runner, [0.1])
+    new = hook.refit(runner, done=100)
+    interval = math.ceil(new / 4)
+    assert loop.val_interval == interval
+    loop._iter = 150
+    loop._decide_current_val_interval()
+    assert loop.val_interval == interval  # not reset to the configured 250
+    # four validations, the last after the last iteration: none two close
+    # together at the end
+    due = [i for i in range(1, new + 1) if i % interval == 0 or i == new]
+    assert len(due) == 4
+    assert min(b - a for a, b in zip([0] + due, due)) >= interval - 3
+    # the fit counted the four validations still ahead (2 s each)
+    assert 1005 <= new <= 1020
+
+
+def test_without_num_vals_the_interval_is_left_alone():
+    runner, _, _ = _runner(max_iters=1000, val_interval=250)
+    hook = TimeBudgetHook(deadline=time.time() + 100)
+    _measured(hook, runner, [0.1])
+    assert hook.refit(runner, done=100) != 1000
+    assert runner.train_loop.val_interval == 250
+
+
+def test_num_vals_is_checked():
+    with pytest.raises(ValueError, match='num_vals must be >= 1'):
+        TimeBudgetHook(deadline=0, num_vals=0)
+    runner, _, _ = _runner()
+    runner.train_loop.dynamic_intervals = [100, 50]
+    with pytest.raises(ValueError, match='dynamic_intervals'):
+        TimeBudgetHook(deadline=0, num_vals=4).before_train(runner)
