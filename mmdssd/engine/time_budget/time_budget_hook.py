@@ -33,10 +33,12 @@ class TimeBudgetHook(Hook):
     seconds per iteration, e.g. measured before training), scaled by the
     ratio of measured to predicted cost of the phases seen so far.
 
-    With ``num_vals``, the validation interval moves with the length too,
-    so that the run validates ``num_vals`` times, evenly spaced, the last
-    after its last iteration: a fixed interval would let a refitted end
-    land just after a scheduled validation and pay for two in a row.
+    With ``num_vals``, the hook places the validations too: ``num_vals``
+    of them, evenly spaced over the refitted length, the last after the
+    last iteration. A fixed interval would let a refitted end land just
+    after a scheduled validation and pay for two in a row; an interval
+    recomputed from the length would fire again each time a refit moves
+    its multiple past the current iteration.
 
     Needs MMEngine's ``IterBasedTrainLoop`` (an epoch loop cannot change
     its length in the middle of an epoch).
@@ -149,6 +151,8 @@ class TimeBudgetHook(Hook):
         self.val_times.append(spent)
         if self._last is not None:  # a validation is no training step
             self._last += spent
+        self._schedule_next_val(runner.train_loop, runner.iter,
+                                runner.train_loop.max_iters)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
@@ -186,12 +190,27 @@ class TimeBudgetHook(Hook):
             end = math.ceil(until * max_iters)
             total += max(0, end - max(start, done)) * sec
             start = max(start, end)
+        val_s = (sum(self.val_times) / len(self.val_times)
+                 if self.val_times else self.val_s)
+        return total + self.vals_left(done, max_iters, val_interval) * val_s
+
+    def vals_left(self, done: int, max_iters: int, val_interval: int) -> int:
+        """Validations from iteration ``done`` to the end of a
+        ``max_iters`` run."""
+        if self.num_vals is not None:
+            return max(self.num_vals - len(self.val_times), 1)
         vals = max_iters // val_interval - done // val_interval
         if max_iters % val_interval:
             vals += 1  # the loop validates after the last iteration too
-        val_s = (sum(self.val_times) / len(self.val_times)
-                 if self.val_times else self.val_s)
-        return total + vals * val_s
+        return vals
+
+    def next_val_iter(self, done: int, max_iters: int) -> int:
+        """With ``num_vals``: the iteration after which the next
+        validation of a ``max_iters`` run falls (never before ``done``)."""
+        k = len(self.val_times) + 1
+        if k >= self.num_vals:
+            return max_iters
+        return max(done, math.ceil(k * max_iters / self.num_vals))
 
     def refit(self, runner, done: int) -> Optional[int]:
         """Move ``max_iters`` so that the run ends at the deadline; returns
@@ -209,7 +228,7 @@ class TimeBudgetHook(Hook):
               if phase > 0 else None)
 
         def fits(n):
-            return self.predict_seconds(done, n, self.val_interval(loop, n),
+            return self.predict_seconds(done, n, loop.val_interval,
                                         per_iter) <= left
 
         if not fits(lo):
@@ -224,21 +243,22 @@ class TimeBudgetHook(Hook):
                     step //= 2
         if new != old:
             self.set_max_iters(runner, old, new)
-            self.set_val_interval(loop, self.val_interval(loop, new))
             self.refits.append(dict(iter=done, max_iters=new,
                                     seconds_left=round(left, 1)))
+        self._schedule_next_val(loop, done, new)
         return new
 
-    def val_interval(self, loop, max_iters: int) -> int:
-        """The validation interval of a ``max_iters`` run."""
+    def _schedule_next_val(self, loop, done: int, max_iters: int) -> None:
+        """With ``num_vals``: make the next validation come after
+        ``next_val_iter``. The loop validates where the iteration count is
+        a multiple of its interval, and the first multiple from ``done`` on
+        of that iteration is itself; the next refit or validation moves it
+        on before the second. The loop re-reads its interval every
+        iteration from its dynamic intervals (one, without
+        ``dynamic_intervals``), so both are set."""
         if self.num_vals is None:
-            return loop.val_interval
-        return max(1, math.ceil(max_iters / self.num_vals))
-
-    @staticmethod
-    def set_val_interval(loop, interval: int) -> None:
-        """``val_interval`` of the loop, which re-reads it every iteration
-        from its dynamic intervals (one, without ``dynamic_intervals``)."""
+            return
+        interval = self.next_val_iter(done, max_iters)
         loop.val_interval = interval
         if hasattr(loop, 'dynamic_intervals'):
             loop.dynamic_intervals = [interval]

@@ -142,28 +142,59 @@ def test_after_train_iter_measures_steps_without_validations():
     assert len(hook.val_times) == 1 and hook.val_times[0] >= 0.2
 
 
-def test_num_vals_keeps_the_validations_evenly_spaced():
-    runner, _, _ = _runner(max_iters=1000, val_interval=250)
+def test_num_vals_places_the_validations_as_the_length_moves():
+    """The loop's own condition, with the length refitted every 25
+    iterations and growing for 2000 of them (as on a machine faster than
+    timed): exactly four validations, evenly spaced over the final
+    length. An interval recomputed as ``ceil(max_iters / 4)`` fires
+    again at each refit that moves its multiple past the iteration."""
+    runner, _, _ = _runner(max_iters=2400, val_interval=600)
     loop = runner.train_loop
     # what IterBasedTrainLoop.__init__ sets without dynamic_intervals; the
     # loop re-reads val_interval from it every iteration
+    loop.dynamic_milestones, loop.dynamic_intervals = [0], [600]
+    hook = TimeBudgetHook(deadline=time.time() + 100, num_vals=4)
+    hook.before_train(runner)
+    done_vals = []
+    loop._iter = 0
+    while loop._iter < loop._max_iters:
+        done = loop._iter + 1
+        if done % 25 == 0 and done <= 2000:  # refit() lengthens the run
+            loop._max_iters += 25
+            hook._schedule_next_val(loop, done, loop._max_iters)
+        loop._iter = done
+        loop._decide_current_val_interval()
+        if done % loop.val_interval == 0 or done == loop._max_iters:
+            done_vals.append(done)
+            hook.val_times.append(1.0)  # what after_val_epoch records
+            hook._schedule_next_val(loop, done, loop._max_iters)
+    end = loop._max_iters
+    assert len(done_vals) == 4 and done_vals[-1] == end
+    # evenly spaced over the length as it stood when each came due
+    assert all(abs(v - (k + 1) * end / 4) < end / 4 * 0.3
+               for k, v in enumerate(done_vals))
+    assert hook.vals_left(end, end, loop.val_interval) == 1  # never below
+
+
+def test_refit_and_validations_schedule_the_next_one():
+    runner, _, _ = _runner(max_iters=1000, val_interval=250)
+    loop = runner.train_loop
     loop.dynamic_milestones, loop.dynamic_intervals = [0], [250]
+    loop._iter = 100
+    runner.iter = 100
     # 100 s left at 0.1 s per iteration, 2 s per validation, 100 done
     hook = TimeBudgetHook(deadline=time.time() + 100, val_s=2.0, num_vals=4)
     _measured(hook, runner, [0.1])
     new = hook.refit(runner, done=100)
-    interval = math.ceil(new / 4)
-    assert loop.val_interval == interval
-    loop._iter = 150
-    loop._decide_current_val_interval()
-    assert loop.val_interval == interval  # not reset to the configured 250
-    # four validations, the last after the last iteration: none two close
-    # together at the end
-    due = [i for i in range(1, new + 1) if i % interval == 0 or i == new]
-    assert len(due) == 4
-    assert min(b - a for a, b in zip([0] + due, due)) >= interval - 3
     # the fit counted the four validations still ahead (2 s each)
     assert 1005 <= new <= 1020
+    assert loop.val_interval == loop.dynamic_intervals[0] == math.ceil(
+        new / 4)
+    # a validation during training moves the next one on
+    runner.iter = loop._iter = math.ceil(new / 4)
+    hook.before_val_epoch(runner)
+    hook.after_val_epoch(runner)
+    assert loop.val_interval == math.ceil(2 * new / 4)
 
 
 def test_without_num_vals_the_interval_is_left_alone():
