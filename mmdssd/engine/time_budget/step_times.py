@@ -28,9 +28,9 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     is their mean weighted by the phases' lengths (``phase_train_iters``
     holds each). With ``all_phases=False`` only the first phase is timed
     and the others are scaled from it by their pixels
-    (:func:`phase_input_sides`): a third of the timing, for a first
-    estimate that :class:`TimeBudgetHook` corrects as the run measures
-    its own steps.
+    (:func:`phase_input_sides`): one phase's timing instead of all, for a
+    first estimate that :class:`TimeBudgetHook` corrects as the run
+    measures its own steps.
 
     Args:
         cfg (Config): A full training config (with ``train_dataloader``,
