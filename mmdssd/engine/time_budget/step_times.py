@@ -86,13 +86,9 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
 
 def phase_input_sides(cfg: Config, resize) -> List[int]:
     """The input side of each phase of ``resize`` (a
-    :class:`ProgressiveResize`, or None for one phase), the last one the
-    test pipeline's."""
+    :class:`ProgressiveResize`), the last one the test pipeline's."""
     from mmdssd.deployment import input_size_of
-    full = max(input_size_of(cfg))
-    if resize is None:
-        return [full]
-    return [side for _, side in resize.phases] + [full]
+    return [side for _, side in resize.phases] + [max(input_size_of(cfg))]
 
 
 def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:

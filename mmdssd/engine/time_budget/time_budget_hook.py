@@ -151,7 +151,7 @@ class TimeBudgetHook(Hook):
         self.val_times.append(spent)
         if self._last is not None:  # a validation is no training step
             self._last += spent
-        self._schedule_next_val(runner.train_loop, runner.iter,
+        self.schedule_next_val(runner.train_loop, runner.iter,
                                 runner.train_loop.max_iters)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
@@ -245,10 +245,10 @@ class TimeBudgetHook(Hook):
             self.set_max_iters(runner, old, new)
             self.refits.append(dict(iter=done, max_iters=new,
                                     seconds_left=round(left, 1)))
-        self._schedule_next_val(loop, done, new)
+        self.schedule_next_val(loop, done, new)
         return new
 
-    def _schedule_next_val(self, loop, done: int, max_iters: int) -> None:
+    def schedule_next_val(self, loop, done: int, max_iters: int) -> None:
         """With ``num_vals``: make the next validation come after
         ``next_val_iter``. The loop validates where the iteration count is
         a multiple of its interval, and the first multiple from ``done`` on

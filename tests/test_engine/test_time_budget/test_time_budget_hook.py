@@ -161,13 +161,13 @@ def test_num_vals_places_the_validations_as_the_length_moves():
         done = loop._iter + 1
         if done % 25 == 0 and done <= 2000:  # refit() lengthens the run
             loop._max_iters += 25
-            hook._schedule_next_val(loop, done, loop._max_iters)
+            hook.schedule_next_val(loop, done, loop._max_iters)
         loop._iter = done
         loop._decide_current_val_interval()
         if done % loop.val_interval == 0 or done == loop._max_iters:
             done_vals.append(done)
             hook.val_times.append(1.0)  # what after_val_epoch records
-            hook._schedule_next_val(loop, done, loop._max_iters)
+            hook.schedule_next_val(loop, done, loop._max_iters)
     end = loop._max_iters
     assert len(done_vals) == 4 and done_vals[-1] == end
     # evenly spaced over the length as it stood when each came due
