@@ -152,7 +152,7 @@ class TimeBudgetHook(Hook):
         if self._last is not None:  # a validation is no training step
             self._last += spent
         self.schedule_next_val(runner.train_loop, runner.iter,
-                                runner.train_loop.max_iters)
+                               runner.train_loop.max_iters)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
