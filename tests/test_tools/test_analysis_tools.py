@@ -254,7 +254,8 @@ def test_train_step_variants_prints_every_variant(tmp_path):
         tmp_path / 'data', '--rounds', '1', '--steps', '1'
     ])
     names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
-             'bf16-1-worker', 'batch-4', 'input-224', 'input-192')
+             'bf16-1-worker', 'batch-4', 'input-224', 'input-192',
+             'resize-first', 'bf16-resize-first', 'no-photometric')
     rows = {
         fields[0]: fields
         for fields in map(str.split, out.splitlines())
@@ -268,6 +269,33 @@ def test_train_step_variants_prints_every_variant(tmp_path):
         assert per_step > 0 and per_image == pytest.approx(
             per_step / batch, abs=1e-3), name
         assert float(row[4]) >= 0  # minor page faults per step
+
+
+def test_train_step_variants_pipeline_variants():
+    import importlib.util
+
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location(
+        'train_step_variants', osp.join(ANALYSIS, 'train_step_variants.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    base = Config.fromfile(
+        osp.join(CONFIGS, 'synthetic', 'dssd_main_job_synthetic.py'))
+
+    def order(name):
+        cfg = tool.variant_config(base, name)
+        return [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+
+    job = order('job')
+    assert job.index('PhotoMetricDistortion') < job.index('Resize')
+    first = order('resize-first')
+    assert first.index('Resize') < first.index('PhotoMetricDistortion')
+    assert sorted(first) == sorted(job)
+    assert order('bf16-resize-first') == first
+    assert order('no-photometric') == [
+        t for t in job if t != 'PhotoMetricDistortion'
+    ]
+    assert order('job') == job  # the variants changed copies only
 
 
 def test_train_step_variants_compares_allocators(tmp_path):

@@ -19,7 +19,11 @@ seconds per step and per image and the ratio to the job's own setting:
 - ``batch-4``: batch 4 (compare per image);
 - ``input-224``, ``input-192``: the training images resized to 224 / 192
   instead of 256 (the sizes of the job's progressive-resizing phases; the
-  job itself is timed at 256, its last phase).
+  job itself is timed at 256, its last phase);
+- ``resize-first``, ``bf16-resize-first``: the images resized before
+  ``PhotoMetricDistortion`` instead of after it (the distortion then works
+  on fewer pixels), in float32 and under bf16 autocast;
+- ``no-photometric``: without ``PhotoMetricDistortion`` (what it costs).
 
 It also prints the minor page faults per step (fresh memory the kernel
 mapped in). ``--keep-freed-memory`` runs every variant with glibc's
@@ -41,7 +45,8 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
-            'bf16-1-worker', 'batch-4', 'input-224', 'input-192')
+            'bf16-1-worker', 'batch-4', 'input-224', 'input-192',
+            'resize-first', 'bf16-resize-first', 'no-photometric')
 
 
 def parse_args() -> argparse.Namespace:
@@ -88,6 +93,13 @@ def variant_config(base, name: str):
         for t in loader_cfg.dataset.pipeline:
             if t['type'] == 'Resize':
                 t['scale'] = (side, side)
+    pipeline = loader_cfg.dataset.pipeline
+    types = [t['type'] for t in pipeline]
+    if name.endswith('resize-first'):
+        i, j = types.index('PhotoMetricDistortion'), types.index('Resize')
+        pipeline[i], pipeline[j] = pipeline[j], pipeline[i]
+    if name == 'no-photometric':
+        del pipeline[types.index('PhotoMetricDistortion')]
     return cfg
 
 
@@ -130,6 +142,7 @@ def measure(args) -> dict:
     timed in turns in this process."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+    from mmengine.utils.dl_utils import set_multi_processing
 
     import mmdssd  # noqa: F401
     from mmdssd.datasets import point_cfg_at_synthetic
@@ -139,6 +152,9 @@ def measure(args) -> dict:
     base = Config.fromfile(args.config)
     point_cfg_at_synthetic(base, args.data_root)
     init_default_scope(base.get('default_scope', 'mmdet'))
+    # the environment MMEngine's runner sets up (OpenCV single-threaded by
+    # default): loading costs what it costs in the job
+    set_multi_processing(**base.get('env_cfg', {}).get('mp_cfg', {}))
     arms = {
         name: Arm(variant_config(base, name), name.startswith('bf16'))
         for name in args.variants
@@ -169,11 +185,11 @@ def print_table(results: dict, args) -> None:
     """Seconds per step and per image, their ratio to the job, faults."""
     import torch
     ref = results['job']['step_s'] / results['job']['batch']
-    print(f'{"variant":<14} {"s/step":>7} {"s/image":>8} {"ratio":>6} '
+    print(f'{"variant":<17} {"s/step":>7} {"s/image":>8} {"ratio":>6} '
           f'{"faults/step":>11}  (ratio per image, to job)')
     for name, r in results.items():
         per_image = r['step_s'] / r['batch']
-        print(f'{name:<14} {r["step_s"]:7.3f} {per_image:8.4f} '
+        print(f'{name:<17} {r["step_s"]:7.3f} {per_image:8.4f} '
               f'{per_image / ref:6.2f}x {r["faults"]:11.0f}')
     memory = ('kept freed memory' if args.keep_freed_memory else
               "glibc's default malloc")
@@ -202,14 +218,14 @@ def compare_allocators(args) -> None:
                          f'allocator failed:\n{proc.stderr[-2000:]}')
             runs[setting].append(
                 json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f'{"variant":<14} {"default s":>9} {"kept s":>7} {"ratio":>6} '
+    print(f'{"variant":<17} {"default s":>9} {"kept s":>7} {"ratio":>6} '
           f'{"faults default":>14} {"kept":>6}')
     for name in args.variants:
         step = {k: statistics.median(r[name]['step_s'] for r in v)
                 for k, v in runs.items()}
         faults = {k: statistics.median(r[name]['faults'] for r in v)
                   for k, v in runs.items()}
-        print(f'{name:<14} {step["default"]:9.3f} {step["kept"]:7.3f} '
+        print(f'{name:<17} {step["default"]:9.3f} {step["kept"]:7.3f} '
               f'{step["kept"] / step["default"]:5.2f}x '
               f'{faults["default"]:14.0f} {faults["kept"]:6.0f}')
     print(f'{args.allocator_turns} runs per setting, alternating, each '
