@@ -61,6 +61,18 @@ def load_cfg(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIGS, name))
 
 
+def load_tool(*parts: str):
+    """A script under ``tools/`` imported as a module (its ``main`` is not
+    run), so that tests can call its functions."""
+    import importlib.util
+    path = osp.join(TOOLS, *parts)
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(osp.basename(path))[0] + '_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 @pytest.fixture(scope='session')
 def synthetic_root(tmp_path_factory):
     """A small synthetic set shared by the tests that train or evaluate."""

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from ..conftest import CONFIGS, MIM, PYTHON, ROOT, TOOLS, run
+from ..conftest import (CONFIGS, MIM, PYTHON, ROOT, TOOLS, load_cfg,
+                        load_tool, run)
 
 SYN = osp.join(CONFIGS, 'synthetic')
 ANALYSIS = osp.join(TOOLS, 'analysis_tools')
@@ -272,15 +273,8 @@ def test_train_step_variants_prints_every_variant(tmp_path):
 
 
 def test_train_step_variants_pipeline_variants():
-    import importlib.util
-
-    from mmengine.config import Config
-    spec = importlib.util.spec_from_file_location(
-        'train_step_variants', osp.join(ANALYSIS, 'train_step_variants.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    base = Config.fromfile(
-        osp.join(CONFIGS, 'synthetic', 'dssd_main_job_synthetic.py'))
+    tool = load_tool('analysis_tools', 'train_step_variants.py')
+    base = load_cfg('synthetic/dssd_main_job_synthetic.py')
 
     def order(name):
         cfg = tool.variant_config(base, name)

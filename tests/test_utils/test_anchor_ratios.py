@@ -10,7 +10,7 @@ import torch
 from mmdssd.utils.anchor_ratios import (
     anchor_coverage, kmeans_ratios, resize_factors)
 
-from ..conftest import CONFIGS, ROOT, TOOLS
+from ..conftest import CONFIGS, ROOT, TOOLS, load_tool
 
 
 def test_kmeans_recovers_known_clusters():
@@ -81,19 +81,13 @@ def test_tool_finds_the_synthetic_sets_ratios(tmp_path):
 
 def test_tool_reads_coco_layouts_too(tmp_path):
     """The same boxes through the COCO layout of the synthetic set."""
-    import importlib.util
-
     from mmengine.config import Config
 
     from mmdssd.datasets import (SYNTHETIC_CLASSES, SyntheticSpec,
                                  generate_synthetic_dataset)
     generate_synthetic_dataset(str(tmp_path), SyntheticSpec(
         num_trainval=12, num_test=1, seed=4))
-    spec = importlib.util.spec_from_file_location(
-        'anchor_ratios_tool', osp.join(TOOLS, 'analysis_tools',
-                                       'anchor_ratios.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis_tools', 'anchor_ratios.py')
     cfg = Config.fromfile(osp.join(CONFIGS, 'synthetic',
                                    'dssd_tiny_synthetic.py'))
     voc_cfg = cfg.copy()
