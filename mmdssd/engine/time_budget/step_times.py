@@ -20,8 +20,10 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
     Builds the config's model, optimiser and train/test dataloaders exactly
     as MMEngine's runner would (no work dir, no hooks), runs ``warmup``
     training iterations untimed, then ``train_iters`` timed ones (data
-    loading included), and times the test batches the same way. The
-    model is thrown away afterwards: nothing it learned leaks into the run.
+    loading included), and times the test batches the same way, in the
+    process environment the runner sets up (``env_cfg.mp_cfg``: OpenCV's
+    threads, the start method), which is put back afterwards. The model
+    is thrown away then: nothing it learned leaks into the run.
 
     With a :class:`ProgressiveResize` batch augment, each of its phases
     (input sizes) is timed with ``train_iters`` steps and ``train_iter``
@@ -47,6 +49,13 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         dict: ``train_iter`` and ``test_batch`` in seconds, and
         ``iters_per_epoch`` / ``test_batches`` of the dataloaders.
     """
+    with _runner_environment(cfg):
+        return _measure(cfg, train_iters, warmup, channels_last, all_phases)
+
+
+def _measure(cfg: Config, train_iters: int, warmup: int,
+             channels_last: bool, all_phases: bool) -> Dict[str, float]:
+    """:func:`measure_step_times` in the current process environment."""
     import torch
     from mmengine.runner import Runner
 
@@ -104,6 +113,25 @@ def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+@contextlib.contextmanager
+def _runner_environment(cfg: Config) -> Iterator[None]:
+    """Set up the process as MMEngine's runner does for ``cfg`` (its
+    default OpenCV threading would otherwise time a loader that training
+    does not run), then put OpenCV's threads and the start method back."""
+    import cv2
+    import torch.multiprocessing as mp
+    from mmengine.utils.dl_utils import set_multi_processing
+    threads = cv2.getNumThreads()
+    method = mp.get_start_method(allow_none=True)
+    set_multi_processing(**cfg.get('env_cfg', {}).get('mp_cfg', {}))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+        if method is not None:
+            mp.set_start_method(method, force=True)
 
 
 @contextlib.contextmanager

@@ -44,3 +44,33 @@ def test_only_the_first_phase_timed(synthetic_root):
     assert first > 0
     assert later == pytest.approx([first * (224 / 192)**2,
                                    first * (256 / 192)**2])
+
+
+def test_steps_timed_in_the_runners_environment(synthetic_root):
+    """Loading is timed with the OpenCV threads the runner will train with
+    (``env_cfg.mp_cfg``), and the process's own setting is put back."""
+    import cv2
+    from mmcv.transforms import BaseTransform
+
+    from mmdssd.datasets import point_cfg_at_synthetic
+    seen = []
+
+    class RecordOpenCVThreads(BaseTransform):
+
+        def transform(self, results):
+            seen.append(cv2.getNumThreads())
+            return results
+
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_tiny_synthetic.py'))
+    point_cfg_at_synthetic(cfg, synthetic_root)
+    cfg.env_cfg.mp_cfg = dict(mp_start_method='fork', opencv_num_threads=1)
+    cfg.train_dataloader.dataset.pipeline.insert(0, RecordOpenCVThreads())
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        measure_step_times(cfg, train_iters=1, warmup=0)
+        assert seen and set(seen) == {1}
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
