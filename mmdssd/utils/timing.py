@@ -1,4 +1,5 @@
 """Wall-clock timing of calls, taken in turns."""
+import contextlib
 import statistics
 import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
@@ -71,3 +72,27 @@ def endless(loader: Iterable) -> Iterator:
             yield item
         if empty:
             raise ValueError('endless: the loader yields nothing')
+
+
+@contextlib.contextmanager
+def runner_environment(cfg) -> Iterator[None]:
+    """Set up the process as MMEngine's runner does for ``cfg``
+    (``env_cfg.mp_cfg``: OpenCV's threads, the start method), so that
+    what is timed inside loads data as training will; OpenCV's threads and
+    the start method are put back afterwards.
+
+    Args:
+        cfg (Config): The training config whose ``env_cfg`` to apply.
+    """
+    import cv2
+    import torch.multiprocessing as mp
+    from mmengine.utils.dl_utils import set_multi_processing
+    threads = cv2.getNumThreads()
+    method = mp.get_start_method(allow_none=True)
+    set_multi_processing(**cfg.get('env_cfg', {}).get('mp_cfg', {}))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+        if method is not None:
+            mp.set_start_method(method, force=True)

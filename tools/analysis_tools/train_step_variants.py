@@ -142,19 +142,25 @@ def measure(args) -> dict:
     timed in turns in this process."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.utils.dl_utils import set_multi_processing
 
     import mmdssd  # noqa: F401
     from mmdssd.datasets import point_cfg_at_synthetic
-    from mmdssd.utils.allocator import minor_page_faults
-    from mmdssd.utils.timing import time_in_turns
+    from mmdssd.utils.timing import runner_environment
 
     base = Config.fromfile(args.config)
     point_cfg_at_synthetic(base, args.data_root)
     init_default_scope(base.get('default_scope', 'mmdet'))
-    # the environment MMEngine's runner sets up (OpenCV single-threaded by
-    # default): loading costs what it costs in the job
-    set_multi_processing(**base.get('env_cfg', {}).get('mp_cfg', {}))
+    # timed in the environment MMEngine's runner sets up (OpenCV
+    # single-threaded by default): loading costs what it costs in the job
+    with runner_environment(base):
+        return _time_variants(base, args)
+
+
+def _time_variants(base, args) -> dict:
+    """:func:`measure` once the base config is loaded and the process set
+    up."""
+    from mmdssd.utils.allocator import minor_page_faults
+    from mmdssd.utils.timing import time_in_turns
     arms = {
         name: Arm(variant_config(base, name), name.startswith('bf16'))
         for name in args.variants

@@ -8,7 +8,7 @@ from typing import Dict, Iterator, List, Tuple
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 
-from mmdssd.utils.timing import endless, time_calls
+from mmdssd.utils.timing import endless, runner_environment, time_calls
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
@@ -49,7 +49,7 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         dict: ``train_iter`` and ``test_batch`` in seconds, and
         ``iters_per_epoch`` / ``test_batches`` of the dataloaders.
     """
-    with _runner_environment(cfg):
+    with runner_environment(cfg):
         return _measure(cfg, train_iters, warmup, channels_last, all_phases)
 
 
@@ -113,25 +113,6 @@ def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
-
-
-@contextlib.contextmanager
-def _runner_environment(cfg: Config) -> Iterator[None]:
-    """Set up the process as MMEngine's runner does for ``cfg`` (its
-    default OpenCV threading would otherwise time a loader that training
-    does not run), then put OpenCV's threads and the start method back."""
-    import cv2
-    import torch.multiprocessing as mp
-    from mmengine.utils.dl_utils import set_multi_processing
-    threads = cv2.getNumThreads()
-    method = mp.get_start_method(allow_none=True)
-    set_multi_processing(**cfg.get('env_cfg', {}).get('mp_cfg', {}))
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
-        if method is not None:
-            mp.set_start_method(method, force=True)
 
 
 @contextlib.contextmanager
