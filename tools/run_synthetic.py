@@ -184,7 +184,7 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
     from mmengine.logging import MMLogger
 
     from mmdssd.engine import (TimeBudgetHook, choose_training_precision,
-                               fit_iterations, measure_step_times)
+                               fit_iterations, measure_step_times_in_turns)
     deadline = start + args.minutes * 60 - END_RESERVE_S
     if deadline <= time.time():
         sys.exit(f'[main job] --minutes {args.minutes:g}: a budget of '
@@ -197,14 +197,14 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights is chatty
 
-    def measure(c):
+    def measure(cfgs):
         # 8 timed steps (4 were too few to be stable), at the first input
         # size only: the budget hook measures the others as it trains
-        return measure_step_times(c, train_iters=8, channels_last=True,
-                                  all_phases=False)
+        return measure_step_times_in_turns(cfgs, train_iters=8,
+                                           channels_last=True,
+                                           all_phases=False)
 
-    cfg, why, times = choose_training_precision(cfg, measure(cfg), measure,
-                                                args.precision)
+    cfg, why, times = choose_training_precision(cfg, measure, args.precision)
     logger.setLevel(level)
     print(f'[main job] precision {why}', flush=True)
     # a validation costs about twice its timed batches (the metrics, and a

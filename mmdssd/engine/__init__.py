@@ -9,7 +9,8 @@ from .hooks import (AtomicCheckpointHook, ChannelsLastHook,
                     RngStateHook,
                     StopOnInvalidLossHook, UnknownClassError,
                     find_unknown_classes, use_atomic_checkpoints)
-from .time_budget import TimeBudgetHook, fit_iterations, measure_step_times
+from .time_budget import (TimeBudgetHook, fit_iterations, measure_step_times,
+                          measure_step_times_in_turns)
 
 __all__ = [
     'CPUAmpOptimWrapper', 'UnsupportedCPUPrecisionError', 'cpu_bf16_support',
@@ -20,5 +21,6 @@ __all__ = [
     'StopOnInvalidLossHook', 'TimeBudgetHook', 'UnknownClassError',
     'check_checkpoint_fits', 'find_resumable_checkpoint',
     'find_unknown_classes', 'load_checked_checkpoint',
-    'fit_iterations', 'measure_step_times', 'use_atomic_checkpoints'
+    'fit_iterations', 'measure_step_times', 'measure_step_times_in_turns',
+    'use_atomic_checkpoints'
 ]

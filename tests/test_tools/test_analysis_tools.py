@@ -6,6 +6,7 @@ import os.path as osp
 import re
 
 import pytest
+from mmengine.config import Config
 
 from ..conftest import (CONFIGS, MIM, PYTHON, ROOT, TOOLS, load_cfg,
                         load_tool, run)
@@ -315,3 +316,28 @@ def test_train_step_variants_compares_allocators(tmp_path):
         assert float(row[3].rstrip('x')) == pytest.approx(
             kept / default, rel=0.03, abs=0.01), name
         assert float(row[4]) >= 0 and float(row[5]) >= 0
+
+
+@pytest.mark.parametrize('method', ['blocks', 'turns'])
+def test_precision_timing_ratio(monkeypatch, method):
+    """``blocks`` times each precision on its own, ``turns`` both at once;
+    either way the ratio is bf16's step over fp32's."""
+    import mmdssd.engine as engine
+    tool = load_tool('analysis_tools', 'precision_timing.py')
+    seconds = dict(fp32=0.5, bf16=0.4)
+    calls = []
+
+    def alone(cfg, **kwargs):
+        calls.append(('alone', cfg.name, kwargs['train_iters']))
+        return dict(train_iter=seconds[cfg.name])
+
+    def in_turns(cfgs, **kwargs):
+        calls.append(('turns', tuple(cfgs), kwargs['train_iters']))
+        return {k: dict(train_iter=seconds[k]) for k in cfgs}
+
+    monkeypatch.setattr(engine, 'measure_step_times', alone)
+    monkeypatch.setattr(engine, 'measure_step_times_in_turns', in_turns)
+    cfgs = {k: Config(dict(name=k)) for k in ('fp32', 'bf16')}
+    assert tool.ratio_by(method, cfgs, steps=3) == pytest.approx(0.8)
+    assert calls == ([('turns', ('fp32', 'bf16'), 3)] if method == 'turns'
+                     else [('alone', 'fp32', 3), ('alone', 'bf16', 3)])

@@ -1,6 +1,6 @@
 """Pick the training precision for this machine by measuring it."""
 import copy
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Mapping, Tuple
 
 from mmengine.config import Config
 
@@ -16,31 +16,38 @@ def with_cpu_amp(cfg: Config) -> Config:
 
 
 def choose_training_precision(
-        cfg: Config, fp32_times: Dict[str, float],
-        measure: Callable[[Config], Dict[str, float]],
+        cfg: Config,
+        measure: Callable[[Mapping[str, Config]], Dict[str, Dict[str, float]]],
         precision: str = 'auto') -> Tuple[Config, str, Dict[str, float]]:
     """The config to train, a sentence saying which precision and why, and
     its step times.
 
+    Under ``'auto'`` the fp32 and bf16 configs are handed to ``measure``
+    together, for it to time their steps in turns: timed one block after
+    the other, the two were compared across whatever the machine did in
+    between.
+
     Args:
         cfg: The fp32 training config.
-        fp32_times: ``measure(cfg)``, already taken.
-        measure: Step timing (``train_iter`` in seconds) of a config.
+        measure: Step timing (``train_iter`` in seconds) of configs by
+            name, e.g. :func:`~mmdssd.engine.measure_step_times_in_turns`.
         precision: ``'auto'`` (bf16 only where the CPU has native bf16 and
             its steps measure faster), ``'fp32'`` or ``'bf16'`` (forced).
     """
     if precision == 'fp32':
-        return cfg, 'fp32 (asked for)', fp32_times
+        return cfg, 'fp32 (asked for)', measure(dict(fp32=cfg))['fp32']
     supported, why = cpu_bf16_support()
     if not supported and precision == 'auto':
-        return cfg, f'fp32: {why}; bf16 not timed', fp32_times
+        return (cfg, f'fp32: {why}; bf16 not timed',
+                measure(dict(fp32=cfg))['fp32'])
     bf16_cfg = with_cpu_amp(cfg)
-    bf16_times = measure(bf16_cfg)
     if precision == 'bf16':
-        return bf16_cfg, f'bf16 (asked for; {why})', bf16_times
-    fp32_s, bf16_s = fp32_times['train_iter'], bf16_times['train_iter']
-    timed = (f'a bf16 step took {bf16_s / fp32_s:.2f}x the fp32 step here '
-             f'({bf16_s:.3f} vs {fp32_s:.3f} s; {why})')
+        return (bf16_cfg, f'bf16 (asked for; {why})',
+                measure(dict(bf16=bf16_cfg))['bf16'])
+    times = measure(dict(fp32=cfg, bf16=bf16_cfg))
+    fp32_s, bf16_s = times['fp32']['train_iter'], times['bf16']['train_iter']
+    timed = (f'a bf16 step took {bf16_s / fp32_s:.2f}x the fp32 step here, '
+             f'timed in turns ({bf16_s:.3f} vs {fp32_s:.3f} s; {why})')
     if bf16_s < fp32_s:
-        return bf16_cfg, f'bf16: {timed}', bf16_times
-    return cfg, f'fp32: {timed}', fp32_times
+        return bf16_cfg, f'bf16: {timed}', times['bf16']
+    return cfg, f'fp32: {timed}', times['fp32']

@@ -3,12 +3,13 @@ schedule to a wall-time budget from them."""
 import contextlib
 import copy
 import math
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Mapping, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 
-from mmdssd.utils.timing import endless, runner_environment, time_calls
+from mmdssd.utils.timing import (endless, runner_environment, time_calls,
+                                 time_in_turns)
 
 
 def measure_step_times(cfg: Config, train_iters: int = 4,
@@ -49,48 +50,121 @@ def measure_step_times(cfg: Config, train_iters: int = 4,
         dict: ``train_iter`` and ``test_batch`` in seconds, and
         ``iters_per_epoch`` / ``test_batches`` of the dataloaders.
     """
-    with runner_environment(cfg):
-        return _measure(cfg, train_iters, warmup, channels_last, all_phases)
+    return measure_step_times_in_turns({'': cfg}, train_iters, warmup,
+                                       channels_last, all_phases)['']
 
 
-def _measure(cfg: Config, train_iters: int, warmup: int,
-             channels_last: bool, all_phases: bool) -> Dict[str, float]:
-    """:func:`measure_step_times` in the current process environment."""
-    import torch
-    from mmengine.runner import Runner
+def measure_step_times_in_turns(cfgs: Mapping[str, Config],
+                                train_iters: int = 4,
+                                warmup: int = 2,
+                                channels_last: bool = False,
+                                all_phases: bool = True
+                                ) -> Dict[str, Dict[str, float]]:
+    """:func:`measure_step_times` of several configs at once, their
+    training steps taking turns (one step of each, then the next round).
 
-    from mmdssd.models.data_preprocessors import ProgressiveResize
-    model, optim = _model_and_optimizer(cfg, channels_last)
-    train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-    test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
-    resize = ProgressiveResize.of(model)
+    Timed one after the other, two configs would be compared across
+    whatever the machine did in between (its steps can drift by a
+    quarter within a minute); taking turns, a change of load hits every
+    config alike. Each config keeps its own model, optimiser and
+    dataloaders, so each timed step still loads its own batch.
+
+    Args:
+        cfgs (Mapping[str, Config]): Full training configs by name, with
+            the same input-size phases (e.g. one config in two
+            precisions).
+        train_iters, warmup, channels_last, all_phases: As for
+            :func:`measure_step_times`.
+
+    Returns:
+        dict: By name, what :func:`measure_step_times` returns.
+    """
+    first = next(iter(cfgs.values()))
+    with runner_environment(first):
+        return _measure(cfgs, train_iters, warmup, channels_last,
+                        all_phases)
+
+
+def _measure(cfgs: Mapping[str, Config], train_iters: int, warmup: int,
+             channels_last: bool, all_phases: bool
+             ) -> Dict[str, Dict[str, float]]:
+    """:func:`measure_step_times_in_turns` in the current process
+    environment."""
+    arms = {name: _Arm(cfg, channels_last) for name, cfg in cfgs.items()}
+    resize, sides = _common_phases(cfgs, arms)
     ends = resize.boundaries if resize else [1.0]
     starts = [0.0] + ends[:-1]
-    batches = endless(train_loader)
-    model.train()
-    phase_times = []
+    phase_times: Dict[str, List[float]] = {name: [] for name in arms}
     for start in starts if all_phases else starts[:1]:
         with _training_progress(start if resize else None):
-            times = time_calls(
-                lambda: model.train_step(next(batches), optim), train_iters,
-                warmup)
-        phase_times.append(sorted(times)[len(times) // 2])
-    if len(phase_times) < len(starts):
-        pixels = [side * side for side in phase_input_sides(cfg, resize)]
-        phase_times = [phase_times[0] * p / pixels[0] for p in pixels]
-    model.eval()
-    test_batches = endless(test_loader)
-    with torch.no_grad():
-        test_times = time_calls(lambda: model.test_step(next(test_batches)),
-                                min(2, len(test_loader)))
-    return dict(
-        # the mean over training, each phase weighted by its length
-        train_iter=sum((end - start) * t
-                       for start, end, t in zip(starts, ends, phase_times)),
-        phase_train_iters=phase_times,
-        test_batch=min(test_times),
-        iters_per_epoch=len(train_loader),
-        test_batches=len(test_loader))
+            times = time_in_turns(
+                {name: arm.train_step for name, arm in arms.items()},
+                train_iters, warmup)
+        for name, ts in times.items():
+            phase_times[name].append(sorted(ts)[len(ts) // 2])
+    if len(starts) > 1 and not all_phases:
+        pixels = [side * side for side in sides]
+        phase_times = {name: [ts[0] * p / pixels[0] for p in pixels]
+                       for name, ts in phase_times.items()}
+    return {
+        name: dict(
+            # the mean over training, each phase weighted by its length
+            train_iter=sum((end - start) * t for start, end, t in zip(
+                starts, ends, phase_times[name])),
+            phase_train_iters=phase_times[name],
+            **arm.test_times())
+        for name, arm in arms.items()
+    }
+
+
+class _Arm:
+    """One config's model (initialised, in training mode), optimiser
+    wrapper and endless training batches, for timing its steps."""
+
+    def __init__(self, cfg: Config, channels_last: bool) -> None:
+        from mmengine.runner import Runner
+        self.model, self.optim = _model_and_optimizer(cfg, channels_last)
+        self.model.train()
+        train_loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+        self.iters_per_epoch = len(train_loader)
+        self.batches = endless(train_loader)
+        self.test_loader = Runner.build_dataloader(cfg.test_dataloader,
+                                                   seed=0)
+
+    def train_step(self) -> None:
+        self.model.train_step(next(self.batches), self.optim)
+
+    def test_times(self) -> Dict[str, float]:
+        """Seconds of a test batch (the faster of two), and the loaders'
+        lengths."""
+        import torch
+        self.model.eval()
+        batches = endless(self.test_loader)
+        with torch.no_grad():
+            times = time_calls(lambda: self.model.test_step(next(batches)),
+                               min(2, len(self.test_loader)))
+        return dict(test_batch=min(times),
+                    iters_per_epoch=self.iters_per_epoch,
+                    test_batches=len(self.test_loader))
+
+
+def _common_phases(cfgs: Mapping[str, Config], arms: Mapping[str, _Arm]):
+    """The arms' :class:`ProgressiveResize` (or None) and the input side
+    of each of its phases. Arms take turns under one training progress,
+    so their phases must agree."""
+    from mmdssd.models.data_preprocessors import ProgressiveResize
+    resizes = {name: ProgressiveResize.of(arm.model)
+               for name, arm in arms.items()}
+    phases = {
+        name: (r.boundaries, phase_input_sides(cfgs[name], r)) if r else
+        (None, [])
+        for name, r in resizes.items()
+    }
+    first = next(iter(arms))
+    if any(p != phases[first] for p in phases.values()):
+        raise ValueError('measure_step_times_in_turns: the configs train at '
+                         f'different input-size phases: {phases}')
+    return resizes[first], phases[first][1]
 
 
 def phase_input_sides(cfg: Config, resize) -> List[int]:

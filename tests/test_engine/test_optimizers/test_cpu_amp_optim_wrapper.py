@@ -106,12 +106,13 @@ def test_precision_follows_the_measurement(monkeypatch, bf16_s, expected):
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
     measured = []
 
-    def measure(c):
-        measured.append(c.optim_wrapper.type)
-        return _times(bf16_s)
+    def measure(cfgs):
+        measured.append({k: c.optim_wrapper.type for k, c in cfgs.items()})
+        return dict(fp32=_times(0.5), bf16=_times(bf16_s))
 
-    chosen, why, times = choose_training_precision(cfg, _times(0.5), measure)
-    assert measured == ['CPUAmpOptimWrapper']
+    chosen, why, times = choose_training_precision(cfg, measure)
+    # one call with both: the two precisions are timed in turns
+    assert measured == [dict(fp32='OptimWrapper', bf16='CPUAmpOptimWrapper')]
     assert why.startswith(expected + ': a bf16 step took '
                           f'{bf16_s / 0.5:.2f}x the fp32 step here')
     assert 'CPU X has AMX' in why
@@ -121,14 +122,36 @@ def test_precision_follows_the_measurement(monkeypatch, bf16_s, expected):
     assert cfg.optim_wrapper.type == 'OptimWrapper'  # not changed in place
 
 
+@pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
+                                               ('bf16', 'CPUAmpOptimWrapper')])
+def test_forced_precision_times_only_itself(monkeypatch, precision, wrapper):
+    monkeypatch.setattr(precision_module, 'cpu_bf16_support',
+                        lambda: (True, 'CPU X has AMX'))
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
+    measured = []
+
+    def measure(cfgs):
+        measured.append({k: c.optim_wrapper.type for k, c in cfgs.items()})
+        return {k: _times(0.4) for k in cfgs}
+
+    chosen, why, times = choose_training_precision(cfg, measure, precision)
+    assert measured == [{precision: wrapper}]
+    assert chosen.optim_wrapper.type == wrapper
+    assert why.startswith(f'{precision} (asked for')
+    assert times == _times(0.4)
+
+
 def test_precision_is_fp32_untimed_without_native_bf16(monkeypatch):
     monkeypatch.setattr(precision_module, 'cpu_bf16_support',
                         lambda: (False, 'CPU Y has neither'))
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
 
-    def measure(c):
-        raise AssertionError('bf16 timed on a CPU without it')
+    def measure(cfgs):
+        if set(cfgs) != {'fp32'}:
+            raise AssertionError('bf16 timed on a CPU without it')
+        return dict(fp32=_times(0.5))
 
-    chosen, why, _ = choose_training_precision(cfg, _times(0.5), measure)
+    chosen, why, times = choose_training_precision(cfg, measure)
     assert chosen.optim_wrapper.type == 'OptimWrapper'
     assert why == 'fp32: CPU Y has neither; bf16 not timed'
+    assert times == _times(0.5)

@@ -4,7 +4,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmdssd.engine.time_budget import fit_iterations, measure_step_times
+from mmdssd.engine.time_budget import (fit_iterations, measure_step_times,
+                                      measure_step_times_in_turns)
 
 from ...conftest import ROOT
 
@@ -74,3 +75,49 @@ def test_steps_timed_in_the_runners_environment(synthetic_root):
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def _recording_cfg(synthetic_root, seen, name):
+    """The tiny synthetic config, batch 1, whose pipeline appends ``name``
+    to ``seen`` for every training image it loads."""
+    from mmcv.transforms import BaseTransform
+
+    from mmdssd.datasets import point_cfg_at_synthetic
+
+    class Record(BaseTransform):
+
+        def transform(self, results):
+            seen.append(name)
+            return results
+
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_tiny_synthetic.py'))
+    point_cfg_at_synthetic(cfg, synthetic_root)
+    cfg.train_dataloader.batch_size = 1
+    cfg.train_dataloader.dataset.pipeline.insert(0, Record())
+    return cfg
+
+
+def test_configs_timed_in_turns(synthetic_root):
+    """Each config's training steps alternate with the other's, each
+    loading its own batch, and each config gets its own times."""
+    seen = []
+    cfgs = {name: _recording_cfg(synthetic_root, seen, name)
+            for name in ('a', 'b')}
+    times = measure_step_times_in_turns(cfgs, train_iters=2, warmup=1)
+    assert seen == ['a', 'b'] * 3  # one warm-up round, two timed
+    assert set(times) == {'a', 'b'}
+    for t in times.values():
+        assert t['train_iter'] > 0 and t['test_batch'] > 0
+        assert t['iters_per_epoch'] == 16  # batch 1 over 16 images
+
+
+def test_configs_with_different_phases_refused(synthetic_root):
+    from mmdssd.datasets import point_cfg_at_synthetic
+    main = Config.fromfile(
+        osp.join(ROOT, 'configs', 'synthetic', 'dssd_main_job_synthetic.py'))
+    point_cfg_at_synthetic(main, synthetic_root)
+    tiny = _recording_cfg(synthetic_root, [], 'tiny')
+    with pytest.raises(ValueError, match='different input-size phases'):
+        measure_step_times_in_turns(dict(main=main, tiny=tiny),
+                                    train_iters=1, warmup=0)
