@@ -1,13 +1,14 @@
 """The main job: train the small DSSD on the embedded synthetic set.
 
-    python tools/run_synthetic.py [--minutes 10] [--epochs N] [--seed 0]
+    python tools/run_synthetic.py [--minutes 10] [--epochs N | --iters N]
+        [--seed 0]
         [--cfg-options KEY=VALUE ...]
 
 Generates the synthetic set (seeded, seconds), fits the number of
 iterations to the time budget (``--minutes``: it times a few training
 iterations on this machine first, then refits the length from the step
-times of the run itself, see TimeBudgetHook; ``--epochs`` fixes the length
-instead), trains
+times of the run itself, see TimeBudgetHook; ``--epochs`` or ``--iters``
+fixes the length instead), trains
 configs/synthetic/dssd_main_job_synthetic.py on the CPU with a progress line,
 evaluates on the test split (VOC 11-point mAP@0.5 and COCO AP with
 small/medium/large), keeps the checkpoint, draws detections on a few test
@@ -58,9 +59,13 @@ def parse_args() -> argparse.Namespace:
         default=10.0,
         help='wall-time budget of the whole job; the number of iterations '
         'is fitted to it on this machine (default: 10)')
-    parser.add_argument('--epochs', type=int, default=None,
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument('--epochs', type=int, default=None,
                         help='train exactly this many passes over the '
                         'training images instead')
+    length.add_argument('--iters', type=int, default=None,
+                        help='train exactly this many iterations instead '
+                        '(equal iterations whatever --num-trainval is)')
     parser.add_argument('--num-trainval', type=int, default=NUM_TRAINVAL,
                         help='synthetic training images to generate')
     parser.add_argument('--val-interval', type=int, default=None,
@@ -84,8 +89,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.minutes <= 0:
         parser.error(f'--minutes must be positive, got {args.minutes}')
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f'--epochs must be >= 1, got {args.epochs}')
+    for name in ('epochs', 'iters'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name} must be >= 1, got {value}')
     return args
 
 
@@ -224,14 +231,15 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
 
 
 def fixed_length(cfg: Config, args: argparse.Namespace):
-    """``--epochs``: the iterations of that many passes, the precision as
-    asked (``auto`` is fp32: nothing is timed)."""
+    """``--iters``, or the iterations of ``--epochs`` passes; the
+    precision as asked (``auto`` is fp32: nothing is timed)."""
     from mmdssd.engine import with_cpu_amp
     batch = cfg.train_dataloader.batch_size
-    iters = args.epochs * max(args.num_trainval // batch, 1)
+    iters = args.iters or args.epochs * max(args.num_trainval // batch, 1)
+    flag = '--iters' if args.iters else '--epochs'
     if args.precision == 'bf16':
-        return with_cpu_amp(cfg), iters, 'bf16 (--epochs: steps not timed)'
-    return cfg, iters, 'fp32 (--epochs: steps not timed)'
+        return with_cpu_amp(cfg), iters, f'bf16 ({flag}: steps not timed)'
+    return cfg, iters, f'fp32 ({flag}: steps not timed)'
 
 
 def final_metrics(runner, cfg: Config, timeline) -> dict:
@@ -282,7 +290,7 @@ def train(cfg: Config, args, start: float):
     from mmdssd.engine import (ChannelsLastHook, MetricTimelineHook,
                                ProgressHook)
     budget_hook = None
-    if args.epochs is None:
+    if args.epochs is None and args.iters is None:
         cfg, iters, why, budget_hook = fit_to_budget(cfg, args, start)
     else:
         cfg, iters, why = fixed_length(cfg, args)

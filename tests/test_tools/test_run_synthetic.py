@@ -61,3 +61,26 @@ def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
     assert proc.returncode != 0
     assert 'holds no iteration' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'job' / 'summary.json').exists()
+
+
+def test_fixed_length_by_passes_or_iterations(monkeypatch):
+    """``--iters`` fixes the iterations whatever the set's size;
+    ``--epochs`` counts passes over it; the two do not go together."""
+    import sys
+
+    from ..conftest import load_tool
+    tool = load_tool('run_synthetic.py')
+    cfg = Config(dict(train_dataloader=dict(batch_size=8)))
+
+    def length(*argv):
+        monkeypatch.setattr(sys, 'argv', ['run_synthetic.py', *argv])
+        return tool.fixed_length(cfg, tool.parse_args())
+
+    assert length('--epochs', '3', '--num-trainval', '16')[1] == 6
+    assert length('--iters', '5', '--num-trainval', '16')[1] == 5
+    assert length('--iters', '5', '--num-trainval', '4000')[1] == 5
+    iters_cfg, _, why = length('--iters', '5', '--precision', 'fp32')
+    assert iters_cfg is cfg and why == 'fp32 (--iters: steps not timed)'
+    for argv in (('--iters', '0'), ('--epochs', '2', '--iters', '5')):
+        with pytest.raises(SystemExit):
+            length(*argv)
