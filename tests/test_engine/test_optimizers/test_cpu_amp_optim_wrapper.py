@@ -99,59 +99,68 @@ def _times(train_iter):
     return dict(train_iter=train_iter)
 
 
-@pytest.mark.parametrize('bf16_s,expected', [(0.3, 'bf16'), (0.6, 'fp32')])
-def test_precision_follows_the_measurement(monkeypatch, bf16_s, expected):
+class _Measure:
+    """A stand-in for the step timing: records which configs (by wrapper
+    type) each call got, and returns ``seconds`` of each precision."""
+
+    def __init__(self, **seconds) -> None:
+        self.seconds = seconds
+        self.calls = []
+
+    def __call__(self, cfgs):
+        self.calls.append({k: c.optim_wrapper.type for k, c in cfgs.items()})
+        return {k: _times(self.seconds[k]) for k in cfgs}
+
+
+@pytest.fixture
+def fp32_cfg():
+    return Config(dict(optim_wrapper=dict(type='OptimWrapper')))
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
     monkeypatch.setattr(precision_module, 'cpu_bf16_support',
                         lambda: (True, 'CPU X has AMX'))
-    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
-    measured = []
 
-    def measure(cfgs):
-        measured.append({k: c.optim_wrapper.type for k, c in cfgs.items()})
-        return dict(fp32=_times(0.5), bf16=_times(bf16_s))
 
-    chosen, why, times = choose_training_precision(cfg, measure)
+@pytest.mark.parametrize('bf16_s,expected', [(0.3, 'bf16'), (0.6, 'fp32')])
+def test_precision_follows_the_measurement(bf16_cpu, fp32_cfg, bf16_s,
+                                           expected):
+    measure = _Measure(fp32=0.5, bf16=bf16_s)
+    chosen, why, times = choose_training_precision(fp32_cfg, measure)
     # one call with both: the two precisions are timed in turns
-    assert measured == [dict(fp32='OptimWrapper', bf16='CPUAmpOptimWrapper')]
+    assert measure.calls == [
+        dict(fp32='OptimWrapper', bf16='CPUAmpOptimWrapper')
+    ]
     assert why.startswith(expected + ': a bf16 step took '
                           f'{bf16_s / 0.5:.2f}x the fp32 step here')
     assert 'CPU X has AMX' in why
     assert chosen.optim_wrapper.type == (
         'CPUAmpOptimWrapper' if expected == 'bf16' else 'OptimWrapper')
     assert times['train_iter'] == min(bf16_s, 0.5)
-    assert cfg.optim_wrapper.type == 'OptimWrapper'  # not changed in place
+    assert fp32_cfg.optim_wrapper.type == 'OptimWrapper'  # not in place
 
 
 @pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
                                                ('bf16', 'CPUAmpOptimWrapper')])
-def test_forced_precision_times_only_itself(monkeypatch, precision, wrapper):
-    monkeypatch.setattr(precision_module, 'cpu_bf16_support',
-                        lambda: (True, 'CPU X has AMX'))
-    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
-    measured = []
-
-    def measure(cfgs):
-        measured.append({k: c.optim_wrapper.type for k, c in cfgs.items()})
-        return {k: _times(0.4) for k in cfgs}
-
-    chosen, why, times = choose_training_precision(cfg, measure, precision)
-    assert measured == [{precision: wrapper}]
+def test_forced_precision_times_only_itself(bf16_cpu, fp32_cfg, precision,
+                                            wrapper):
+    measure = _Measure(fp32=0.4, bf16=0.4)
+    chosen, why, times = choose_training_precision(fp32_cfg, measure,
+                                                   precision)
+    assert measure.calls == [{precision: wrapper}]
     assert chosen.optim_wrapper.type == wrapper
     assert why.startswith(f'{precision} (asked for')
     assert times == _times(0.4)
 
 
-def test_precision_is_fp32_untimed_without_native_bf16(monkeypatch):
+def test_precision_is_fp32_untimed_without_native_bf16(monkeypatch,
+                                                       fp32_cfg):
     monkeypatch.setattr(precision_module, 'cpu_bf16_support',
                         lambda: (False, 'CPU Y has neither'))
-    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper')))
-
-    def measure(cfgs):
-        if set(cfgs) != {'fp32'}:
-            raise AssertionError('bf16 timed on a CPU without it')
-        return dict(fp32=_times(0.5))
-
-    chosen, why, times = choose_training_precision(cfg, measure)
+    measure = _Measure(fp32=0.5)  # a bf16 config would find no seconds
+    chosen, why, times = choose_training_precision(fp32_cfg, measure)
+    assert measure.calls == [dict(fp32='OptimWrapper')]
     assert chosen.optim_wrapper.type == 'OptimWrapper'
     assert why == 'fp32: CPU Y has neither; bf16 not timed'
     assert times == _times(0.5)
