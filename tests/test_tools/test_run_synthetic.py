@@ -84,3 +84,27 @@ def test_fixed_length_by_passes_or_iterations(monkeypatch):
     for argv in (('--iters', '0'), ('--epochs', '2', '--iters', '5')):
         with pytest.raises(SystemExit):
             length(*argv)
+
+
+def test_budgeted_run_times_the_precisions_and_fits_the_length(tmp_path):
+    """The README's path: no ``--epochs``, so the job times its steps
+    (both precisions in turns where the CPU has native bf16), fits the
+    iterations to the minutes and refits them while training."""
+    from mmdssd.engine import cpu_bf16_support
+    work = tmp_path / 'job'
+    out = run([
+        PYTHON, SCRIPT, '--minutes', '0.75', '--num-trainval', '16',
+        '--num-vis', '1', '--data-root', tmp_path / 'data', '--work-dir',
+        work
+    ], cwd=tmp_path)
+    summary = json.loads((work / 'summary.json').read_text())
+    precision = summary['precision']
+    if cpu_bf16_support()[0]:
+        assert 'timed in turns' in precision, precision
+        assert precision.split(':')[0] in ('fp32', 'bf16')
+    else:
+        assert precision.startswith('fp32: ') and 'bf16 not timed' in precision
+    assert f'[main job] precision {precision}' in out
+    assert summary['iterations'] >= 1
+    assert summary['refits'] or summary['iterations'] < 25
+    assert 0 <= summary['metrics']['pascal_voc/mAP'] <= 1
