@@ -30,6 +30,7 @@ import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
                              point_cfg_at_synthetic)
 from mmdssd.utils.allocator import keep_freed_memory
+from mmdssd.utils.cli import add_main_job_args
 from mmdssd.utils.schedule import set_max_iters
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -47,12 +48,8 @@ END_RESERVE_S = 15
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--config',
-        default=osp.join(ROOT, 'configs', 'synthetic',
-                         'dssd_main_job_synthetic.py'))
+    add_main_job_args(parser, ROOT)
     parser.add_argument('--work-dir', default='work_dirs/synthetic_demo')
-    parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument(
         '--minutes',
         type=float,

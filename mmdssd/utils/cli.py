@@ -1,4 +1,5 @@
-"""What tools/train.py and tools/test.py share."""
+"""What the tools share: tools/train.py and tools/test.py, and the main
+job with the tools that time it."""
 import argparse
 import os
 import os.path as osp
@@ -50,3 +51,14 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', name)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
+
+
+def add_main_job_args(parser: argparse.ArgumentParser, root: str) -> None:
+    """``--config`` (default: the main job's config under ``root``, the
+    repository) and ``--data-root`` (the synthetic set): what the main
+    job and the tools that time its steps take."""
+    parser.add_argument(
+        '--config',
+        default=osp.join(root, 'configs', 'synthetic',
+                         'dssd_main_job_synthetic.py'))
+    parser.add_argument('--data-root', default='data/synthetic')

@@ -21,16 +21,14 @@ import json
 import os.path as osp
 import statistics
 
+from mmdssd.utils.cli import add_main_job_args
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--config',
-        default=osp.join(ROOT, 'configs', 'synthetic',
-                         'dssd_main_job_synthetic.py'))
-    parser.add_argument('--data-root', default='data/synthetic')
+    add_main_job_args(parser, ROOT)
     parser.add_argument('--repeats', type=int, default=8,
                         help='timings of each method')
     parser.add_argument('--steps', type=int, default=8,

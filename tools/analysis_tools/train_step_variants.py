@@ -43,6 +43,8 @@ import statistics
 import subprocess
 import sys
 
+from mmdssd.utils.cli import add_main_job_args
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
             'bf16-1-worker', 'batch-4', 'input-224', 'input-192',
@@ -51,11 +53,7 @@ VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--config',
-        default=osp.join(ROOT, 'configs', 'synthetic',
-                         'dssd_main_job_synthetic.py'))
-    parser.add_argument('--data-root', default='data/synthetic')
+    add_main_job_args(parser, ROOT)
     parser.add_argument('--rounds', type=int, default=6,
                         help='turns per variant')
     parser.add_argument('--steps', type=int, default=10,
