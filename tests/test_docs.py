@@ -60,10 +60,10 @@ def test_named_tools_and_configs_exist(doc):
 
 
 def _accepted_flags(tool: str) -> set:
-    """The ``--flags`` a tool's parser defines (its source, and the common
+    """The ``--flags`` a tool's parser defines (its source, and the shared
     arguments of mmdssd/utils/cli.py when it uses them)."""
     source = open(osp.join(ROOT, tool)).read()
-    if 'add_common_args' in source:
+    if 'from mmdssd.utils.cli import' in source:
         source += open(osp.join(ROOT, 'mmdssd', 'utils', 'cli.py')).read()
     return set(re.findall(r"['\"](--[a-z][\w-]*)['\"]", source)) | {'--help'}
 

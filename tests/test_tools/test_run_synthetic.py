@@ -93,7 +93,7 @@ def test_budgeted_run_times_the_precisions_and_fits_the_length(tmp_path):
     from mmdssd.engine import cpu_bf16_support
     work = tmp_path / 'job'
     out = run([
-        PYTHON, SCRIPT, '--minutes', '0.75', '--num-trainval', '16',
+        PYTHON, SCRIPT, '--minutes', '1.5', '--num-trainval', '16',
         '--num-vis', '1', '--data-root', tmp_path / 'data', '--work-dir',
         work
     ], cwd=tmp_path)
