@@ -64,9 +64,8 @@ def measure_step_times_in_turns(cfgs: Mapping[str, Config],
     training steps taking turns (one step of each, then the next round).
 
     Timed one after the other, two configs would be compared across
-    whatever the machine did in between (its steps can drift by a
-    quarter within a minute); taking turns, a change of load hits every
-    config alike. Each config keeps its own model, optimiser and
+    whatever the machine did in between; taking turns, a change of load
+    hits every config alike. Each config keeps its own model, optimiser and
     dataloaders, so each timed step still loads its own batch.
 
     Args:
