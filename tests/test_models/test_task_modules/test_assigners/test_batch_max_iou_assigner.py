@@ -22,6 +22,7 @@ def _assigner(**kwargs):
     (0.5, 0.5, 0., True),
     (0.4, 0.5, 0.3, True),
     (0.5, 0.4, 0., False),
+    (0.3, 0.3, 0., True),  # the main job's: many positives per gt
 ])
 def test_batch_assignment_equals_max_iou_assigner(neg, pos, min_pos,
                                                   low_quality):
