@@ -82,6 +82,44 @@ def anchor_coverage(priors: torch.Tensor, gt_boxes: Sequence[torch.Tensor],
     return out
 
 
+def positives_per_box(priors: torch.Tensor,
+                      gt_boxes: Sequence[torch.Tensor],
+                      assigner) -> Dict[str, float]:
+    """How many default boxes an assigner makes positive for each
+    ground-truth box: few positives per object give a young detector
+    little to learn from.
+
+    Args:
+        priors (Tensor): (A, 4) x1y1x2y2 default boxes of the input.
+        gt_boxes (Sequence[Tensor]): Per image, (G, 4) boxes in the same
+            (network input) coordinates.
+        assigner: An MMDetection assigner (``assign(pred_instances,
+            gt_instances)``), e.g. the config's ``train_cfg.assigner``.
+
+    Returns:
+        dict: ``count`` (boxes), ``mean`` and ``median`` positives per
+        box, and ``single`` (the fraction of boxes with one positive).
+    """
+    from mmengine.structures import InstanceData
+    priors = InstanceData(priors=priors.float())
+    counts = []
+    for boxes in gt_boxes:
+        if len(boxes) == 0:
+            continue
+        gts = InstanceData(bboxes=boxes.float(),
+                           labels=boxes.new_zeros(len(boxes),
+                                                  dtype=torch.long))
+        inds = assigner.assign(priors, gts).gt_inds
+        counts.append(torch.bincount(inds[inds > 0] - 1,
+                                     minlength=len(boxes)))
+    if not counts:
+        return dict(count=0, mean=0.0, median=0.0, single=0.0)
+    per_box = torch.cat(counts).float()
+    return dict(count=len(per_box), mean=float(per_box.mean()),
+                median=float(per_box.median()),
+                single=float((per_box == 1).float().mean()))
+
+
 def resize_factors(pipeline: Sequence[dict],
                    img_size: Tuple[int, int]) -> Tuple[float, float]:
     """(x, y) scale the pipeline's ``Resize`` applies to a (w, h) image;

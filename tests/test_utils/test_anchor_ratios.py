@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmdssd.utils.anchor_ratios import (
-    anchor_coverage, kmeans_ratios, resize_factors)
+    anchor_coverage, kmeans_ratios, positives_per_box, resize_factors)
 
 from ..conftest import CONFIGS, ROOT, TOOLS, load_tool
 
@@ -37,6 +37,24 @@ def test_coverage_counts_matches_by_size():
     assert cov['large'] == dict(count=1, matched=0.0,
                                 mean_best_iou=pytest.approx(0.4))
     assert cov['medium']['count'] == 0
+
+
+@pytest.mark.parametrize('thr, per_box', [(0.5, [2., 1.]), (0.3, [3., 1.])])
+def test_positives_per_box_follow_the_assigner(thr, per_box):
+    """IoUs with the first box 1, 0.83, 0.33 and 0; the second box's best
+    default box (IoU 0.25) is positive by low-quality matching alone; an
+    image without boxes counts nothing."""
+    from mmdet.models.task_modules.assigners import MaxIoUAssigner
+    priors = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 12.],
+                           [0., 0., 10., 30.], [50., 50., 60., 60.]])
+    gts = [torch.tensor([[0., 0., 10., 10.]]),
+           torch.tensor([[50., 50., 70., 70.]]), torch.zeros(0, 4)]
+    assigner = MaxIoUAssigner(pos_iou_thr=thr, neg_iou_thr=thr,
+                              min_pos_iou=0.)
+    got = positives_per_box(priors, gts, assigner)
+    assert got == dict(count=2, mean=sum(per_box) / 2, median=min(per_box),
+                       single=0.5)
+    assert positives_per_box(priors, gts[2:], assigner)['count'] == 0
 
 
 def test_resize_factors():
@@ -75,6 +93,10 @@ def test_tool_finds_the_synthetic_sets_ratios(tmp_path):
         cov = rep[key]['coverage']
         assert cov['all']['count'] == rep['boxes'] > 300
         assert 0 < cov['all']['matched'] <= 1
+    # every box gets at least its best default box
+    assert rep['current']['positives']['count'] == rep['boxes']
+    assert rep['current']['positives']['mean'] >= 1
+    assert 'positives per box' in proc.stdout
     assert 'model = dict(bbox_head=dict(anchor_generator=dict(ratios=' in \
         proc.stdout
 

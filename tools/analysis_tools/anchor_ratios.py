@@ -8,8 +8,9 @@ expansion left out), clusters their shapes into K ratios (|log(w/h)|,
 K-means; the paper got 1.6, 2 and 3 on VOC07+12), and reports how well
 the config's current default boxes and the suggested ones cover the
 ground truth: the fraction of boxes whose best default box has IoU >= 0.5
-and the mean best IoU, overall and per COCO size range. Ends with a line
-to paste into a config.
+and the mean best IoU, overall and per COCO size range, and how many
+default boxes the config's assigner makes positive per ground-truth box.
+Ends with a line to paste into a config.
 """
 import argparse
 import json
@@ -20,7 +21,8 @@ from mmengine.config import Config, DictAction
 
 import mmdssd  # noqa: F401
 from mmdssd.utils.anchor_ratios import (
-    SIZE_RANGES, anchor_coverage, kmeans_ratios, resize_factors)
+    SIZE_RANGES, anchor_coverage, kmeans_ratios, positives_per_box,
+    resize_factors)
 from mmdssd.utils.config_paths import resolve_config
 
 
@@ -77,6 +79,12 @@ def priors_for(cfg, ratios=None):
     return torch.cat(TASK_UTILS.build(ag).grid_priors(sizes, device='cpu'))
 
 
+def assigner_of(cfg):
+    """The assigner that the config's head trains with."""
+    from mmdet.registry import TASK_UTILS
+    return TASK_UTILS.build(cfg.model.train_cfg.assigner)
+
+
 def report(cfg, k=3, max_images=None):
     boxes, _ = training_boxes(cfg, max_images)
     allb = torch.cat(boxes) if boxes else torch.zeros(0, 4)
@@ -85,11 +93,14 @@ def report(cfg, k=3, max_images=None):
     suggested = [round(r, 2) for r in kmeans_ratios(wh[keep, 0], wh[keep, 1],
                                                     k)]
     current = list(cfg.model.bbox_head.anchor_generator.ratios)
+    priors = priors_for(cfg)
     return dict(
         boxes=int(keep.sum()),
         images=len(boxes),
         current=dict(ratios=current,
-                     coverage=anchor_coverage(priors_for(cfg), boxes)),
+                     coverage=anchor_coverage(priors, boxes),
+                     positives=positives_per_box(
+                         priors, boxes, assigner_of(cfg))),
         suggested=dict(ratios=suggested,
                        coverage=anchor_coverage(priors_for(cfg, suggested),
                                                 boxes)))
@@ -115,6 +126,11 @@ def main() -> None:
         print(f'{label:<32}{cells}')
     print('(each cell: fraction matched at IoU >= 0.5 / mean best IoU '
           '(boxes))')
+    pos = rep['current']['positives']
+    thr = cfg.model.train_cfg.assigner.get('pos_iou_thr')
+    print(f'positives per box, current default boxes and the config\'s '
+          f'assigner (pos_iou_thr {thr}): mean {pos["mean"]:.2f}, median '
+          f'{pos["median"]:.0f}, {pos["single"]:.1%} with one only')
     print('paste into the config:')
     print(f'model = dict(bbox_head=dict(anchor_generator=dict(ratios='
           f'{rep["suggested"]["ratios"]})))')
