@@ -1,10 +1,14 @@
 """The paper's way of choosing default-box aspect ratios: K-means on the
 training boxes (DSSD section 3.2: 1.6, 2 and 3 on VOC07+12), and how well
-a prior generator's boxes cover a set of ground truths."""
-from typing import Dict, List, Sequence, Tuple
+a prior generator's boxes cover a set of ground truths (best IoU, and
+how many an assigner makes positive)."""
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from mmdet.models.task_modules.assigners import BaseAssigner
 
 # COCO's size ranges, on sqrt(area) in the network's input pixels
 SIZE_RANGES = (('small', 0, 32), ('medium', 32, 96), ('large', 96, 1e9))
@@ -84,7 +88,7 @@ def anchor_coverage(priors: torch.Tensor, gt_boxes: Sequence[torch.Tensor],
 
 def positives_per_box(priors: torch.Tensor,
                       gt_boxes: Sequence[torch.Tensor],
-                      assigner) -> Dict[str, float]:
+                      assigner: 'BaseAssigner') -> Dict[str, float]:
     """How many default boxes an assigner makes positive for each
     ground-truth box: few positives per object give a young detector
     little to learn from.
@@ -93,8 +97,8 @@ def positives_per_box(priors: torch.Tensor,
         priors (Tensor): (A, 4) x1y1x2y2 default boxes of the input.
         gt_boxes (Sequence[Tensor]): Per image, (G, 4) boxes in the same
             (network input) coordinates.
-        assigner: An MMDetection assigner (``assign(pred_instances,
-            gt_instances)``), e.g. the config's ``train_cfg.assigner``.
+        assigner (BaseAssigner): An MMDetection assigner, e.g. the one
+            built from a config's ``train_cfg.assigner``.
 
     Returns:
         dict: ``count`` (boxes), ``mean`` and ``median`` positives per

@@ -79,13 +79,8 @@ def priors_for(cfg, ratios=None):
     return torch.cat(TASK_UTILS.build(ag).grid_priors(sizes, device='cpu'))
 
 
-def assigner_of(cfg):
-    """The assigner that the config's head trains with."""
-    from mmdet.registry import TASK_UTILS
-    return TASK_UTILS.build(cfg.model.train_cfg.assigner)
-
-
 def report(cfg, k=3, max_images=None):
+    from mmdet.registry import TASK_UTILS
     boxes, _ = training_boxes(cfg, max_images)
     allb = torch.cat(boxes) if boxes else torch.zeros(0, 4)
     wh = (allb[:, 2:] - allb[:, :2]).numpy()
@@ -100,7 +95,8 @@ def report(cfg, k=3, max_images=None):
         current=dict(ratios=current,
                      coverage=anchor_coverage(priors, boxes),
                      positives=positives_per_box(
-                         priors, boxes, assigner_of(cfg))),
+                         priors, boxes,
+                         TASK_UTILS.build(cfg.model.train_cfg.assigner))),
         suggested=dict(ratios=suggested,
                        coverage=anchor_coverage(priors_for(cfg, suggested),
                                                 boxes)))
