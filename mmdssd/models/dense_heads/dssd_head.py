@@ -1,5 +1,6 @@
 """DSSD head: prediction modules + SSD predictors + batched SSD loss."""
-from typing import Dict, List, Sequence, Tuple, Union
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -53,6 +54,9 @@ class DSSDHead(SSDHead):
             weights (on flattened scores, ``reduction_override='none'``).
         batched_loss (bool): Batched loss (default) or MMDetection's
             per-image one.
+        bg_prior_prob (float, optional): Background probability that every
+            default box starts with, set through the class predictors'
+            background biases (None: zero biases, as SSD).
         reg_decoded_bbox (bool): Regress decoded boxes. Defaults to False.
         train_cfg (dict, optional): SSD training config (assigner,
             ``neg_pos_ratio``, ``smoothl1_beta``...).
@@ -78,6 +82,7 @@ class DSSDHead(SSDHead):
                      target_stds=[0.1, 0.1, 0.2, 0.2]),
                  loss_cls: ConfigType = dict(type='MapCrossEntropyLoss'),
                  batched_loss: bool = True,
+                 bg_prior_prob: Optional[float] = None,
                  reg_decoded_bbox: bool = False,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -105,6 +110,10 @@ class DSSDHead(SSDHead):
         self.pm_mid_channels = pm_mid_channels
         self.pm_out_channels = pm_out_channels
         self.batched_loss = batched_loss
+        if bg_prior_prob is not None and not 0 < bg_prior_prob < 1:
+            raise ValueError(
+                f'bg_prior_prob must be in (0, 1), got {bg_prior_prob}')
+        self.bg_prior_prob = bg_prior_prob
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
@@ -163,6 +172,19 @@ class DSSDHead(SSDHead):
                     padding=k // 2))
             self.reg_convs.append(
                 nn.Conv2d(pm.out_channels, num_priors * 4, k, padding=k // 2))
+
+    def init_weights(self) -> None:
+        """``init_cfg``, then the background biases of ``bg_prior_prob``."""
+        super().init_weights()
+        if self.bg_prior_prob is None:
+            return
+        # softmax over a background logit b and num_classes zero logits:
+        # p = e^b / (e^b + num_classes)
+        p = self.bg_prior_prob
+        bias = math.log(p * self.num_classes / (1 - p))
+        with torch.no_grad():
+            for conv in self.cls_convs:
+                conv.bias.view(-1, self.cls_out_channels)[:, -1] = bias
 
     def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
         """Class scores and box deltas of every level."""

@@ -326,3 +326,23 @@ def test_fallback_refuses_a_loss_cls_it_would_ignore(loss_cls):
     head.batched_loss = True
     losses = head.loss_by_feat(cls, reg, random_gts([3, 2]), metas(2))
     assert torch.isfinite(losses['loss_cls'])
+
+
+def test_bg_prior_prob_sets_every_box_background_probability():
+    head = make_head(bg_prior_prob=0.99)
+    head.init_weights()
+    # on zero features a box's scores are the predictor's biases alone
+    probs = torch.cat([
+        conv(torch.zeros(1, conv.in_channels, 2, 2)).permute(
+            0, 2, 3, 1).reshape(-1, head.cls_out_channels)
+        for conv in head.cls_convs
+    ]).softmax(-1)
+    assert torch.allclose(probs[:, -1], torch.full_like(probs[:, -1], 0.99))
+    # the object classes share the rest equally
+    assert torch.allclose(probs[:, :-1], torch.full_like(probs[:, :-1],
+                                                         0.01 / 4))
+    plain = make_head()
+    plain.init_weights()
+    assert all((c.bias == 0).all() for c in plain.cls_convs)
+    with pytest.raises(ValueError, match='bg_prior_prob must be in'):
+        make_head(bg_prior_prob=1.0)
