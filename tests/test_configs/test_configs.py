@@ -41,6 +41,11 @@ def test_config_builds(path):
     # the neck's outputs are what the head reads
     assert tuple(model.neck.out_channels) == tuple(
         model.bbox_head.in_channels)
+    # validation measures what the test (and the ONNX export) will see: a
+    # child config that changes one pipeline changes both
+    if 'val_dataloader' in cfg and 'test_dataloader' in cfg:
+        assert (cfg.val_dataloader.dataset.pipeline ==
+                cfg.test_dataloader.dataset.pipeline)
 
 
 def num_boxes(model, size):
