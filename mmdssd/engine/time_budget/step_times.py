@@ -168,9 +168,28 @@ def _common_phases(cfgs: Mapping[str, Config], arms: Mapping[str, _Arm]):
 
 def phase_input_sides(cfg: Config, resize) -> List[int]:
     """The input side of each phase of ``resize`` (a
-    :class:`ProgressiveResize`), the last one the test pipeline's."""
-    from mmdssd.deployment import input_size_of
-    return [side for _, side in resize.phases] + [max(input_size_of(cfg))]
+    :class:`ProgressiveResize`), the last one the training pipeline's (a
+    config may test at another size)."""
+    return [side for _, side in resize.phases] + [train_input_side(cfg)]
+
+
+def train_input_side(cfg: Config) -> int:
+    """The longer side of the training pipeline's fixed-size ``Resize``:
+    what a :class:`ProgressiveResize` trains at in its last phase."""
+    dataset = cfg.train_dataloader.dataset
+    while 'pipeline' not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset  # RepeatDataset and friends
+    resizes = [t for t in dataset.get('pipeline', [])
+               if t.get('type') == 'Resize']
+    scale = resizes[0].get('scale') if len(resizes) == 1 else None
+    if isinstance(scale, int):
+        return scale
+    if not (isinstance(scale, (tuple, list)) and len(scale) == 2):
+        raise ValueError(
+            'train_dataloader.dataset.pipeline: expected one Resize with a '
+            f'fixed scale, found {resizes}; ProgressiveResize trains its '
+            'last phase at that size')
+    return int(max(scale))
 
 
 def _model_and_optimizer(cfg: Config, channels_last: bool) -> Tuple:

@@ -121,3 +121,25 @@ def test_configs_with_different_phases_refused(synthetic_root):
     with pytest.raises(ValueError, match='different input-size phases'):
         measure_step_times_in_turns(dict(main=main, tiny=tiny),
                                     train_iters=1, warmup=0)
+
+
+def test_last_phase_is_the_training_size_not_the_test_size():
+    """A config may test at another size than it trains at (the main job
+    tests at 288): the last phase is costed at the training pipeline's."""
+    from mmdssd.engine.time_budget.step_times import (phase_input_sides,
+                                                      train_input_side)
+    from mmdssd.models.data_preprocessors import ProgressiveResize
+    resize = ProgressiveResize(phases=((0.5, 192), ))
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(256, 240), keep_ratio=False)]
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(
+            type='RepeatDataset', times=2,
+            dataset=dict(type='VOCDataset', pipeline=pipeline))),
+        test_dataloader=dict(dataset=dict(pipeline=[
+            dict(type='Resize', scale=(288, 288), keep_ratio=False)]))))
+    assert phase_input_sides(cfg, resize) == [192, 256]
+    pipeline[1] = dict(type='RandomResize', scale=[(200, 200), (300, 300)])
+    with pytest.raises(ValueError, match='expected one Resize'):
+        train_input_side(Config(dict(train_dataloader=dict(
+            dataset=dict(pipeline=pipeline)))))

@@ -31,9 +31,13 @@ def _runner(max_iters=1000, val_interval=1000, phases=None):
         data_preprocessor=types.SimpleNamespace(batch_augments=augs))
     hub = MessageHub.get_instance(f'test_time_budget_{uuid.uuid4()}')
     hub.update_info('max_iters', max_iters)
-    # the test pipeline's Resize is the input size of the last phase
-    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[
-        dict(type='Resize', scale=(256, 256), keep_ratio=False)]))))
+    # the training pipeline's Resize is the input size of the last phase
+    # (not the test pipeline's)
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(pipeline=[
+            dict(type='Resize', scale=(256, 256), keep_ratio=False)])),
+        test_dataloader=dict(dataset=dict(pipeline=[
+            dict(type='Resize', scale=(288, 288), keep_ratio=False)]))))
     return types.SimpleNamespace(
         train_loop=loop, param_schedulers=[warmup, cosine], model=model,
         message_hub=hub, max_iters=max_iters, cfg=cfg), warmup, cosine
@@ -100,7 +104,7 @@ def test_default_phase_costs_are_the_squared_input_sides():
     runner, _, _ = _runner(phases=((0.5, 128), ))
     hook = TimeBudgetHook(deadline=time.time() + 10)
     hook.before_train(runner)
-    # the last phase at the test pipeline's 256
+    # the last phase at the training pipeline's 256
     assert hook.phase_costs == [128 * 128, 256 * 256]
     runner, _, _ = _runner()
     hook = TimeBudgetHook(deadline=time.time() + 10)
