@@ -16,8 +16,9 @@ class ProgressiveResize(BatchSyncRandomResize):
     only): MMDetection's :class:`BatchSyncRandomResize` with the random size
     replaced by a schedule. Early iterations run on smaller inputs, which
     cost less (the step time of a conv net scales with the pixels); the
-    last phase runs at the size the training pipeline gives. The boxes, ``img_shape``, ``pad_shape`` and
-    ``batch_input_shape`` are scaled with the images by the parent class.
+    last phase runs at the size the training pipeline gives. The boxes,
+    ``img_shape``, ``pad_shape`` and ``batch_input_shape`` are scaled with
+    the images by the parent class.
 
     Progress is ``iter / max_iters`` from the current :class:`MessageHub`
     (MMEngine's ``RuntimeInfoHook`` keeps both there during training), so
