@@ -1,7 +1,9 @@
 """Check an exported model against PyTorch, detection by detection."""
+import copy
 import os.path as osp
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.config import Config
@@ -10,7 +12,15 @@ from mmengine.structures import InstanceData
 
 @dataclass
 class Comparison:
-    """How two detectors' results on the same images differ."""
+    """How two detectors' results on the same images differ.
+
+    ``tie_swaps`` counts detections one side kept and the other did not
+    although their scores tie, within ``tie_atol``, with the detection
+    the other side kept instead: which of two tied boxes survives NMS or
+    the ``max_per_img`` cut is arbitrary, so a swap is not a difference.
+    ``set_mismatches`` counts the detections kept by one side only that
+    no tie explains.
+    """
     num_images: int
     num_dets: int
     count_mismatches: int
@@ -19,21 +29,27 @@ class Comparison:
     max_score_diff: float
     box_rtol: float = 1e-3
     score_atol: float = 1e-4
+    set_mismatches: int = 0
+    tie_swaps: int = 0
+    tie_atol: float = 0.0
 
     @property
     def equal(self) -> bool:
         return (self.count_mismatches == 0 and self.label_mismatches == 0
+                and self.set_mismatches == 0
                 and self.max_box_rel_diff <= self.box_rtol
                 and self.max_score_diff <= self.score_atol)
 
     def __str__(self) -> str:
         verdict = 'equal' if self.equal else 'DIFFERENT'
         return (f'{verdict}: {self.num_images} images, {self.num_dets} '
-                f'detections, {self.count_mismatches} count and '
-                f'{self.label_mismatches} label mismatches, boxes max rel '
-                f'diff {self.max_box_rel_diff:.2e} (tol {self.box_rtol:g}), '
-                f'scores max diff {self.max_score_diff:.2e} '
-                f'(tol {self.score_atol:g})')
+                f'detections, {self.count_mismatches} count, '
+                f'{self.label_mismatches} label and {self.set_mismatches} '
+                f'untied set mismatches ({self.tie_swaps} swaps tied within '
+                f'{self.tie_atol:.1e}), '
+                f'boxes max rel diff {self.max_box_rel_diff:.2e} '
+                f'(tol {self.box_rtol:g}), scores max diff '
+                f'{self.max_score_diff:.2e} (tol {self.score_atol:g})')
 
 
 def _match(x: InstanceData, y: InstanceData) -> np.ndarray:
@@ -53,33 +69,103 @@ def _match(x: InstanceData, y: InstanceData) -> np.ndarray:
     return match
 
 
-def compare_results(a: Sequence[InstanceData], b: Sequence[InstanceData],
+def _untied(kept_a: np.ndarray, kept_b: np.ndarray, scores: np.ndarray,
+            score_atol: float) -> Tuple[int, int]:
+    """(tied, untied): candidates kept by only one side, paired best
+    score first with those kept by only the other side; a pair whose
+    scores differ by more than ``score_atol`` is no tie."""
+    only_a = np.sort(scores[np.setdiff1d(kept_a, kept_b)])[::-1]
+    only_b = np.sort(scores[np.setdiff1d(kept_b, kept_a)])[::-1]
+    n = min(len(only_a), len(only_b))
+    untied = int((np.abs(only_a[:n] - only_b[:n]) > score_atol).sum())
+    return n - untied, untied + abs(len(only_a) - len(only_b))
+
+
+def compare_results(a: Sequence[InstanceData],
+                    b: Sequence[InstanceData],
                     box_rtol: float = 1e-3,
-                    score_atol: float = 1e-4) -> Comparison:
-    """Compare per-image ``pred_instances``: same number of detections,
-    same labels, boxes within ``box_rtol`` relative (to the coordinate,
-    at least 1 px), scores within ``score_atol``."""
+                    score_atol: float = 1e-4,
+                    candidates: Optional[Sequence[InstanceData]] = None
+                    ) -> Comparison:
+    """Compare per-image ``pred_instances`` of ``a`` with the reference
+    ``b``: same number of detections, same labels, boxes within
+    ``box_rtol`` relative (to the coordinate, at least 1 px), scores
+    within ``score_atol``.
+
+    With ``candidates`` (the reference's detections before NMS and the
+    caps, see :func:`reference_detections`), each detection of ``a`` is
+    checked against the candidate it is, and the two sets of kept
+    detections may differ by swaps of tied candidates only; without,
+    detections are matched to ``b`` directly, so a swap reads as a box
+    difference.
+    """
     counts = labels = dets = 0
     box_diff = score_diff = 0.0
-    for x, y in zip(a, b):
-        dets += len(y.scores)
+    kept = []  # per image: candidates kept by a, by b, candidate scores
+    for i, (x, y) in enumerate(zip(a, b)):
+        dets += len(x.scores)
         if len(x.scores) != len(y.scores):
             counts += 1
             continue
-        match = _match(x, y)
+        pool = y if candidates is None else candidates[i]
+        match = _match(pool, x)
         labels += int((match < 0).sum())  # no same-label counterpart
         ok = match >= 0
         if not ok.any():
             continue
-        xb, yb = x.bboxes.numpy()[match[ok]], y.bboxes.numpy()[ok]
-        scale = np.maximum(np.abs(yb), 1.0)
-        box_diff = max(box_diff, float((np.abs(xb - yb) / scale).max()))
+        pb, xb = pool.bboxes.numpy()[match[ok]], x.bboxes.numpy()[ok]
+        scale = np.maximum(np.abs(pb), 1.0)
+        box_diff = max(box_diff, float((np.abs(xb - pb) / scale).max()))
+        pool_scores = pool.scores.numpy()
         score_diff = max(
             score_diff,
-            float(np.abs(x.scores.numpy()[match[ok]] -
-                         y.scores.numpy()[ok]).max()))
-    return Comparison(len(a), dets, counts, labels, box_diff, score_diff,
-                      box_rtol, score_atol)
+            float(np.abs(pool_scores[match[ok]] - x.scores.numpy()[ok]).max()))
+        if candidates is not None:
+            kept_b = _match(pool, y)
+            kept.append((match[ok], kept_b[kept_b >= 0], pool_scores))
+    report = Comparison(len(a), dets, counts, labels, box_diff, score_diff,
+                        box_rtol, score_atol)
+    # Two candidates can change places when each score may err by the
+    # largest difference seen between the two sides: a tie is twice that
+    # (twice again for the errors not seen), never more than score_atol.
+    report.tie_atol = min(4 * score_diff, score_atol)
+    for kept_a, kept_b, scores in kept:
+        tied, untied = _untied(kept_a, kept_b, scores, report.tie_atol)
+        report.tie_swaps += tied
+        report.set_mismatches += untied
+    return report
+
+
+@contextmanager
+def _candidates_cfg(head, score_atol: float):
+    """The head's test_cfg without NMS or caps, twice its ``nms_pre`` and
+    ``score_atol`` under its ``score_thr``: every detection a runtime may
+    keep when scores tie at a cut."""
+    cfg = head.test_cfg
+    wide = copy.deepcopy(cfg)
+    wide.nms = None
+    wide.max_per_img = 10**9
+    if cfg.get('nms_pre', -1) > 0:
+        wide.nms_pre = 2 * cfg.nms_pre
+    wide.score_thr = max(cfg.get('score_thr', 0.0) - score_atol, 0.0)
+    head.test_cfg = wide
+    try:
+        yield
+    finally:
+        head.test_cfg = cfg
+
+
+def reference_detections(
+        model, images: List[str], score_atol: float = 1e-4
+) -> Tuple[List[InstanceData], List[InstanceData]]:
+    """The PyTorch ``model``'s detections on ``images`` and its candidates
+    (the same detections before NMS and the caps), for
+    :func:`compare_results`."""
+    from mmdet.apis import inference_detector
+    kept = [r.pred_instances for r in inference_detector(model, images)]
+    with _candidates_cfg(model.bbox_head, score_atol):
+        pool = [r.pred_instances for r in inference_detector(model, images)]
+    return kept, pool
 
 
 def first_test_images(cfg, num_images: int) -> List[str]:
@@ -116,7 +202,7 @@ def compare_with_pytorch(config: Union[str, Config],
     images = images or first_test_images(cfg, num_images)
     torch_model = init_detector(cfg, checkpoint, device='cpu')
     deployed = init_deployed_detector(cfg, model_file, runtime, **kwargs)
-    ref = inference_detector(torch_model, images)
+    ref, pool = reference_detections(torch_model, images)
     out = inference_detector(deployed, images)
-    return compare_results([r.pred_instances for r in out],
-                           [r.pred_instances for r in ref])
+    return compare_results([r.pred_instances for r in out], ref,
+                           candidates=pool)

@@ -41,6 +41,21 @@ def test_export_gives_pytorch_detections(exported_tiny, trained_tiny,
     assert meta['classes'] == ['circle', 'square', 'triangle', 'cross', 'ring']
 
 
+def test_check_catches_a_different_nms(exported_tiny, trained_tiny,
+                                      data_cwd):
+    """The export check is not blind: against a reference whose NMS IoU
+    threshold is 0.4 instead of the exported 0.45, the kept sets differ
+    by more than tied swaps."""
+    cfg = _tiny_cfg(data_cwd)
+    assert cfg.model.test_cfg.nms.iou_threshold == 0.45
+    cfg.model.test_cfg.nms.iou_threshold = 0.4
+    report = compare_with_pytorch(cfg, str(trained_tiny / 'epoch_2.pth'),
+                                  str(exported_tiny),
+                                  images=first_test_images(cfg, 4))
+    assert not report.equal and report.set_mismatches > 0, str(report)
+    assert report.label_mismatches == report.count_mismatches == 0
+
+
 def test_dynamic_batch_gives_per_image_results(exported_tiny):
     """A batch of 3 gives each image the detections it gets alone."""
     session = make_session(str(exported_tiny))
