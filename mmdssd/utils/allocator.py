@@ -21,7 +21,9 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     trimming it only past ``trim_threshold`` free bytes keeps the pages
     mapped from one step to the next. The process holds on to its peak
     heap in exchange, which a training process reaches again every step
-    anyway.
+    anyway. The first steps may still fault: PyTorch's aligned allocations
+    ask a few bytes more than a freed block of the same size holds, so a
+    block reuses its place once the freed blocks around it have merged.
 
     Call it at the start of the process, before the large allocations.
     It changes only this process.
