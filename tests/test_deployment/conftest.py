@@ -28,3 +28,21 @@ def tiny_cfg(data_cwd):
     cfg.test_dataloader.dataset.data_root = root
     cfg.test_dataloader.dataset.ann_file = 'annotations/instances_test.json'
     return cfg
+
+
+def random_images(num: int = 3):
+    """A batch as the graph takes it (N, 3, 256, 256), BGR 0-255 float32."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return (rng.random((num, 3, 256, 256)) * 255).astype(np.float32)
+
+
+def pytorch_reference(trained_tiny, images):
+    """The trained tiny model's detections and candidates on a batch as
+    the graph takes it, for ``compare_results``."""
+    from mmdet.apis import init_detector
+
+    from mmdssd.deployment.verify import reference_detections
+    model = init_detector(TINY, str(trained_tiny / 'epoch_2.pth'),
+                          device='cpu')
+    return reference_detections(model, list(images.transpose(0, 2, 3, 1)))
