@@ -70,15 +70,24 @@ def _match(x: InstanceData, y: InstanceData) -> np.ndarray:
 
 
 def _untied(kept_a: np.ndarray, kept_b: np.ndarray, scores: np.ndarray,
-            score_atol: float) -> Tuple[int, int]:
+            tie_atol: float) -> Tuple[int, int]:
     """(tied, untied): candidates kept by only one side, paired best
     score first with those kept by only the other side; a pair whose
-    scores differ by more than ``score_atol`` is no tie."""
+    scores differ by more than ``tie_atol`` is no tie."""
     only_a = np.sort(scores[np.setdiff1d(kept_a, kept_b)])[::-1]
     only_b = np.sort(scores[np.setdiff1d(kept_b, kept_a)])[::-1]
     n = min(len(only_a), len(only_b))
-    untied = int((np.abs(only_a[:n] - only_b[:n]) > score_atol).sum())
+    untied = int((np.abs(only_a[:n] - only_b[:n]) > tie_atol).sum())
     return n - untied, untied + abs(len(only_a) - len(only_b))
+
+
+def _differences(x: InstanceData, y: InstanceData) -> Tuple[float, float]:
+    """Largest box difference, relative to the coordinate (at least
+    1 px), and largest score difference between paired detections."""
+    xb, yb = x.bboxes.numpy(), y.bboxes.numpy()
+    boxes = np.abs(xb - yb) / np.maximum(np.abs(yb), 1.0)
+    scores = np.abs(x.scores.numpy() - y.scores.numpy())
+    return float(boxes.max()), float(scores.max())
 
 
 def compare_results(a: Sequence[InstanceData],
@@ -113,16 +122,11 @@ def compare_results(a: Sequence[InstanceData],
         ok = match >= 0
         if not ok.any():
             continue
-        pb, xb = pool.bboxes.numpy()[match[ok]], x.bboxes.numpy()[ok]
-        scale = np.maximum(np.abs(pb), 1.0)
-        box_diff = max(box_diff, float((np.abs(xb - pb) / scale).max()))
-        pool_scores = pool.scores.numpy()
-        score_diff = max(
-            score_diff,
-            float(np.abs(pool_scores[match[ok]] - x.scores.numpy()[ok]).max()))
+        boxes, scores = _differences(x[ok], pool[match[ok]])
+        box_diff, score_diff = max(box_diff, boxes), max(score_diff, scores)
         if candidates is not None:
             kept_b = _match(pool, y)
-            kept.append((match[ok], kept_b[kept_b >= 0], pool_scores))
+            kept.append((match[ok], kept_b[kept_b >= 0], pool.scores.numpy()))
     report = Comparison(len(a), dets, counts, labels, box_diff, score_diff,
                         box_rtol, score_atol)
     # Two candidates can change places when each score may err by the
