@@ -15,9 +15,11 @@ class Comparison:
     """How two detectors' results on the same images differ.
 
     ``tie_swaps`` counts detections one side kept and the other did not
-    although their scores tie, within ``tie_atol``, with the detection
-    the other side kept instead: which of two tied boxes survives NMS or
-    the ``max_per_img`` cut is arbitrary, so a swap is not a difference.
+    that a tie explains: their scores tie, within ``tie_atol``, with the
+    detection the other side kept instead, or their overlap with a kept
+    box ties with the NMS threshold (and the box that the extra place
+    pushed out at the ``max_per_img`` cut). Which of two tied boxes
+    survives is arbitrary, so a swap is not a difference.
     ``set_mismatches`` counts the detections kept by one side only that
     no tie explains.
     """
@@ -45,8 +47,8 @@ class Comparison:
         return (f'{verdict}: {self.num_images} images, {self.num_dets} '
                 f'detections, {self.count_mismatches} count, '
                 f'{self.label_mismatches} label and {self.set_mismatches} '
-                f'untied set mismatches ({self.tie_swaps} swaps tied within '
-                f'{self.tie_atol:.1e}), '
+                f'untied set mismatches ({self.tie_swaps} explained by ties, '
+                f'scores within {self.tie_atol:.1e}), '
                 f'boxes max rel diff {self.max_box_rel_diff:.2e} '
                 f'(tol {self.box_rtol:g}), scores max diff '
                 f'{self.max_score_diff:.2e} (tol {self.score_atol:g})')
@@ -69,25 +71,74 @@ def _match(x: InstanceData, y: InstanceData) -> np.ndarray:
     return match
 
 
-def _untied(kept_a: np.ndarray, kept_b: np.ndarray, scores: np.ndarray,
-            tie_atol: float) -> Tuple[int, int]:
-    """(tied, untied): candidates kept by only one side, paired best
-    score first with those kept by only the other side; a pair whose
-    scores differ by more than ``tie_atol`` is no tie."""
-    only_a = np.sort(scores[np.setdiff1d(kept_a, kept_b)])[::-1]
-    only_b = np.sort(scores[np.setdiff1d(kept_b, kept_a)])[::-1]
+def _score_ties(only_a: np.ndarray, only_b: np.ndarray, scores: np.ndarray,
+                tie_atol: float) -> Tuple[int, np.ndarray, np.ndarray]:
+    """Pair the candidates kept by only one side, best score first, with
+    those kept by only the other; returns the number of pairs whose scores
+    tie within ``tie_atol`` and what is left on each side."""
+    only_a = only_a[np.argsort(-scores[only_a], kind='stable')]
+    only_b = only_b[np.argsort(-scores[only_b], kind='stable')]
     n = min(len(only_a), len(only_b))
-    untied = int((np.abs(only_a[:n] - only_b[:n]) > tie_atol).sum())
-    return n - untied, untied + abs(len(only_a) - len(only_b))
+    tied = np.abs(scores[only_a[:n]] - scores[only_b[:n]]) <= tie_atol
+    return (int(tied.sum()), np.concatenate([only_a[:n][~tied], only_a[n:]]),
+            np.concatenate([only_b[:n][~tied], only_b[n:]]))
 
 
-def _differences(x: InstanceData, y: InstanceData) -> Tuple[float, float]:
-    """Largest box difference, relative to the coordinate (at least
-    1 px), and largest score difference between paired detections."""
+def _iou_ties(extra: np.ndarray, other_kept: np.ndarray, pool: InstanceData,
+              box_px: float) -> np.ndarray:
+    """Which ``extra`` candidates the other side may have suppressed at an
+    IoU tie: a box it kept, of the same label and at least the same score,
+    overlaps the candidate by the NMS threshold to within what the box
+    differences move an IoU (four times the largest, over the candidate's
+    shorter side; at most 0.01)."""
+    from mmdet.structures.bbox import bbox_overlaps
+    nms_iou = pool.metainfo.get('nms_iou')
+    tied = np.zeros(len(extra), bool)
+    if nms_iou is None:
+        return tied
+    boxes, labels, scores = pool.bboxes, pool.labels, pool.scores
+    for j, e in enumerate(extra):
+        k = other_kept[((labels[other_kept] == labels[e]) &
+                        (scores[other_kept] >= scores[e])).numpy()]
+        if len(k):
+            iou = bbox_overlaps(boxes[e][None], boxes[k])[0]
+            side = float((boxes[e, 2:] - boxes[e, :2]).min().clamp(min=1))
+            tol = min(4 * box_px / side, 0.01)
+            tied[j] = bool(((iou - nms_iou).abs() <= tol).any())
+    return tied
+
+
+def _set_differences(kept_a: np.ndarray, kept_b: np.ndarray,
+                     pool: InstanceData, tie_atol: float,
+                     box_px: float) -> Tuple[int, int]:
+    """(explained, unexplained) detections kept by only one side. A swap
+    of two tied scores explains both; a box one side kept where the other
+    suppressed it at an IoU tie explains itself, and the one its extra
+    place pushed out at the other side's ``max_per_img`` cut."""
+    scores = pool.scores.numpy()
+    tied, rest_a, rest_b = _score_ties(
+        np.setdiff1d(kept_a, kept_b), np.setdiff1d(kept_b, kept_a), scores,
+        tie_atol)
+    iou_a = _iou_ties(rest_a, kept_b, pool, box_px)
+    iou_b = _iou_ties(rest_b, kept_a, pool, box_px)
+    cut_a = ~iou_a & (scores[rest_a] <= scores[kept_b].min() + tie_atol)
+    cut_b = ~iou_b & (scores[rest_b] <= scores[kept_a].min() + tie_atol)
+    cut_a = min(int(cut_a.sum()), int(iou_b.sum()))
+    cut_b = min(int(cut_b.sum()), int(iou_a.sum()))
+    explained = int(iou_a.sum() + iou_b.sum()) + cut_a + cut_b
+    return 2 * tied + explained, len(rest_a) + len(rest_b) - explained
+
+
+def _differences(x: InstanceData,
+                 y: InstanceData) -> Tuple[float, float, float]:
+    """Largest box difference relative to the coordinate (at least 1 px)
+    and in pixels, and largest score difference, between paired
+    detections."""
     xb, yb = x.bboxes.numpy(), y.bboxes.numpy()
-    boxes = np.abs(xb - yb) / np.maximum(np.abs(yb), 1.0)
+    px = np.abs(xb - yb)
     scores = np.abs(x.scores.numpy() - y.scores.numpy())
-    return float(boxes.max()), float(scores.max())
+    return (float((px / np.maximum(np.abs(yb), 1.0)).max()), float(px.max()),
+            float(scores.max()))
 
 
 def compare_results(a: Sequence[InstanceData],
@@ -109,8 +160,8 @@ def compare_results(a: Sequence[InstanceData],
     difference.
     """
     counts = labels = dets = 0
-    box_diff = score_diff = 0.0
-    kept = []  # per image: candidates kept by a, by b, candidate scores
+    box_diff = box_px = score_diff = 0.0
+    kept = []  # per image: candidates kept by a, by b, the candidates
     for i, (x, y) in enumerate(zip(a, b)):
         dets += len(x.scores)
         if len(x.scores) != len(y.scores):
@@ -122,19 +173,21 @@ def compare_results(a: Sequence[InstanceData],
         ok = match >= 0
         if not ok.any():
             continue
-        boxes, scores = _differences(x[ok], pool[match[ok]])
+        boxes, px, scores = _differences(x[ok], pool[match[ok]])
         box_diff, score_diff = max(box_diff, boxes), max(score_diff, scores)
+        box_px = max(box_px, px)
         if candidates is not None:
             kept_b = _match(pool, y)
-            kept.append((match[ok], kept_b[kept_b >= 0], pool.scores.numpy()))
+            kept.append((match[ok], kept_b[kept_b >= 0], pool))
     report = Comparison(len(a), dets, counts, labels, box_diff, score_diff,
                         box_rtol, score_atol)
     # Two candidates can change places when each score may err by the
     # largest difference seen between the two sides: a tie is twice that
     # (twice again for the errors not seen), never more than score_atol.
     report.tie_atol = min(4 * score_diff, score_atol)
-    for kept_a, kept_b, scores in kept:
-        tied, untied = _untied(kept_a, kept_b, scores, report.tie_atol)
+    for kept_a, kept_b, pool in kept:
+        tied, untied = _set_differences(kept_a, kept_b, pool,
+                                        report.tie_atol, box_px)
         report.tie_swaps += tied
         report.set_mismatches += untied
     return report
@@ -169,6 +222,10 @@ def reference_detections(
     kept = [r.pred_instances for r in inference_detector(model, images)]
     with _candidates_cfg(model.bbox_head, score_atol):
         pool = [r.pred_instances for r in inference_detector(model, images)]
+    nms = model.bbox_head.test_cfg.get('nms') or {}
+    if nms.get('type', 'nms') == 'nms' and 'iou_threshold' in nms:
+        for p in pool:
+            p.set_metainfo(dict(nms_iou=nms['iou_threshold']))
     return kept, pool
 
 
