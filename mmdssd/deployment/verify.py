@@ -108,6 +108,15 @@ def _iou_ties(extra: np.ndarray, other_kept: np.ndarray, pool: InstanceData,
     return tied
 
 
+def _at_cut(extra: np.ndarray, other_kept: np.ndarray, scores: np.ndarray,
+            tie_atol: float) -> int:
+    """How many ``extra`` candidates score no higher than the last box the
+    other side kept: where its ``max_per_img`` cut fell."""
+    if not len(other_kept):
+        return 0
+    return int((scores[extra] <= scores[other_kept].min() + tie_atol).sum())
+
+
 def _set_differences(kept_a: np.ndarray, kept_b: np.ndarray,
                      pool: InstanceData, tie_atol: float,
                      box_px: float) -> Tuple[int, int]:
@@ -121,10 +130,11 @@ def _set_differences(kept_a: np.ndarray, kept_b: np.ndarray,
         tie_atol)
     iou_a = _iou_ties(rest_a, kept_b, pool, box_px)
     iou_b = _iou_ties(rest_b, kept_a, pool, box_px)
-    cut_a = ~iou_a & (scores[rest_a] <= scores[kept_b].min() + tie_atol)
-    cut_b = ~iou_b & (scores[rest_b] <= scores[kept_a].min() + tie_atol)
-    cut_a = min(int(cut_a.sum()), int(iou_b.sum()))
-    cut_b = min(int(cut_b.sum()), int(iou_a.sum()))
+    # at most one box cut from the bottom per IoU tie on the other side
+    cut_a = min(int(_at_cut(rest_a[~iou_a], kept_b, scores, tie_atol)),
+                int(iou_b.sum()))
+    cut_b = min(int(_at_cut(rest_b[~iou_b], kept_a, scores, tie_atol)),
+                int(iou_a.sum()))
     explained = int(iou_a.sum() + iou_b.sum()) + cut_a + cut_b
     return 2 * tied + explained, len(rest_a) + len(rest_b) - explained
 
