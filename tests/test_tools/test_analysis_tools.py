@@ -256,8 +256,9 @@ def test_train_step_variants_prints_every_variant(tmp_path):
         tmp_path / 'data', '--rounds', '1', '--steps', '1'
     ])
     names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
-             'bf16-1-worker', 'batch-4', 'input-224', 'input-192',
-             'resize-first', 'bf16-resize-first', 'no-photometric')
+             'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
+             'input-224', 'input-192', 'resize-first', 'bf16-resize-first',
+             'no-photometric')
     rows = {
         fields[0]: fields
         for fields in map(str.split, out.splitlines())
@@ -267,10 +268,37 @@ def test_train_step_variants_prints_every_variant(tmp_path):
     assert rows['job'][3] == '1.00x'  # the reference
     for name, row in rows.items():
         per_step, per_image = float(row[1]), float(row[2])
-        batch = 4 if name == 'batch-4' else 8
+        batch = int(name.rsplit('-', 1)[1]) if 'batch' in name else 8
         assert per_step > 0 and per_image == pytest.approx(
             per_step / batch, abs=1e-3), name
         assert float(row[4]) >= 0  # minor page faults per step
+    assert 'bf16-compile' not in rows  # compiling is asked for by name
+
+
+def test_train_step_variants_compile_arm(tmp_path, monkeypatch):
+    """``bf16-compile`` hands the backbone, neck and head to
+    ``torch.compile`` and times the first (compiling) step; the wrapper is
+    recorded here instead of compiling, which takes a minute."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
+                                 point_cfg_at_synthetic)
+    generate_synthetic_dataset(str(tmp_path / 'data'),
+                               SyntheticSpec(num_trainval=16, num_test=8))
+    tool = load_tool('analysis_tools', 'train_step_variants.py')
+    cfg = tool.variant_config(
+        load_cfg('synthetic/dssd_main_job_synthetic.py'), 'bf16-compile')
+    point_cfg_at_synthetic(cfg, str(tmp_path / 'data'))
+    init_default_scope('mmdet')
+    compiled = []
+    monkeypatch.setattr(torch, 'compile',
+                        lambda module: compiled.append(module) or module)
+    arm = tool.Arm(cfg, bf16=True, compile=True)
+    assert compiled == [arm.model.backbone, arm.model.neck,
+                        arm.model.bbox_head]
+    assert arm.compile_s > 0 and arm.bf16
+    assert tool.Arm(cfg, bf16=True).compile_s is None
 
 
 def test_train_step_variants_pipeline_variants():

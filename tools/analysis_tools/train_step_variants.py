@@ -16,14 +16,18 @@ seconds per step and per image and the ratio to the job's own setting:
 - ``bf16-autocast``: forward and loss under CPU bfloat16 autocast;
 - ``1-worker``: loading in one worker process (``num_workers=1``);
 - ``bf16-1-worker``: both (the job's bf16 step, loading overlapped);
-- ``batch-4``: batch 4 (compare per image);
+- ``batch-4``, ``batch-16``, ``bf16-batch-16``: batch 4 / 16, the last
+  under bf16 autocast (compare per image);
 - ``input-224``, ``input-192``: the training images resized to 224 / 192
   instead of 256 (the sizes of the job's progressive-resizing phases; the
   job itself is timed at 256, its last phase);
 - ``resize-first``, ``bf16-resize-first``: the images resized before
   ``PhotoMetricDistortion`` instead of after it (the distortion then works
   on fewer pixels), in float32 and under bf16 autocast;
-- ``no-photometric``: without ``PhotoMetricDistortion`` (what it costs).
+- ``no-photometric``: without ``PhotoMetricDistortion`` (what it costs);
+- ``bf16-compile``: ``bf16-autocast`` with the backbone, neck and head
+  compiled by ``torch.compile`` (inductor); timed only when asked for by
+  name, since compiling takes a minute or more (printed as ``compile_s``).
 
 It also prints the minor page faults per step (fresh memory the kernel
 mapped in). ``--keep-freed-memory`` runs every variant with glibc's
@@ -46,9 +50,12 @@ import sys
 from mmdssd.utils.cli import add_main_job_args
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
-            'bf16-1-worker', 'batch-4', 'input-224', 'input-192',
-            'resize-first', 'bf16-resize-first', 'no-photometric')
+DEFAULT_VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
+                    'bf16-1-worker', 'batch-4', 'batch-16',
+                    'bf16-batch-16', 'input-224',
+                    'input-192', 'resize-first', 'bf16-resize-first',
+                    'no-photometric')
+VARIANTS = DEFAULT_VARIANTS + ('bf16-compile', )
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,9 +66,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=10,
                         help='timed steps per turn')
     parser.add_argument('--variants', nargs='+', choices=VARIANTS,
-                        default=list(VARIANTS),
-                        help='variants to time (default: all; the job is '
-                        'always timed, as the reference)')
+                        default=list(DEFAULT_VARIANTS),
+                        help='variants to time (default: all but '
+                        'bf16-compile; the job is always timed, as the '
+                        'reference)')
     parser.add_argument('--keep-freed-memory', action='store_true',
                         help="glibc's malloc keeps freed memory (as the "
                         'main job)')
@@ -84,8 +92,8 @@ def variant_config(base, name: str):
     if name.endswith('1-worker'):
         loader_cfg.num_workers = 1
         loader_cfg.persistent_workers = True
-    if name == 'batch-4':
-        loader_cfg.batch_size = 4
+    if 'batch-' in name:
+        loader_cfg.batch_size = int(name.rsplit('-', 1)[1])
     if name.startswith('input-'):
         side = int(name.split('-')[1])
         for t in loader_cfg.dataset.pipeline:
@@ -102,9 +110,13 @@ def variant_config(base, name: str):
 
 
 class Arm:
-    """One variant's model, optimiser and endless batches."""
+    """One variant's model, optimiser and endless batches; ``compile``
+    compiles the backbone, neck and head and times the first step, which
+    compiles them (``compile_s``)."""
 
-    def __init__(self, cfg, bf16: bool) -> None:
+    def __init__(self, cfg, bf16: bool, compile: bool = False) -> None:
+        import time
+
         import torch
         from mmdet.registry import MODELS
         from mmengine.optim import build_optim_wrapper
@@ -121,6 +133,14 @@ class Arm:
         self.batch_size = cfg.train_dataloader.batch_size
         self.bf16 = bf16
         self.batches = endless(self.loader)
+        self.compile_s = None
+        if compile:
+            for name in ('backbone', 'neck', 'bbox_head'):
+                setattr(self.model, name,
+                        torch.compile(getattr(self.model, name)))
+            start = time.perf_counter()
+            self.step()
+            self.compile_s = time.perf_counter() - start
 
     def step(self) -> None:
         import torch
@@ -160,7 +180,8 @@ def _time_variants(base, args) -> dict:
     from mmdssd.utils.allocator import minor_page_faults
     from mmdssd.utils.timing import time_in_turns
     arms = {
-        name: Arm(variant_config(base, name), name.startswith('bf16'))
+        name: Arm(variant_config(base, name), name.startswith('bf16'),
+                  compile=name.endswith('compile'))
         for name in args.variants
     }
     faults = {name: [] for name in arms}
@@ -180,7 +201,9 @@ def _time_variants(base, args) -> dict:
     return {
         name: dict(step_s=statistics.median(times[name]) / args.steps,
                    faults=statistics.median(faults[name]),
-                   batch=arms[name].batch_size)
+                   batch=arms[name].batch_size,
+                   **({} if arms[name].compile_s is None else
+                      dict(compile_s=arms[name].compile_s)))
         for name in arms
     }
 
@@ -195,6 +218,10 @@ def print_table(results: dict, args) -> None:
         per_image = r['step_s'] / r['batch']
         print(f'{name:<17} {r["step_s"]:7.3f} {per_image:8.4f} '
               f'{per_image / ref:6.2f}x {r["faults"]:11.0f}')
+    for name, r in results.items():
+        if 'compile_s' in r:
+            print(f'{name}: its first step, which compiles, took '
+                  f'{r["compile_s"]:.1f} s (not in the medians)')
     memory = ('kept freed memory' if args.keep_freed_memory else
               "glibc's default malloc")
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
