@@ -294,7 +294,7 @@ def test_train_step_variants_compile_arm(tmp_path, monkeypatch):
     compiled = []
     monkeypatch.setattr(torch, 'compile',
                         lambda module: compiled.append(module) or module)
-    arm = tool.Arm(cfg, bf16=True, compile=True)
+    arm = tool.Arm(cfg, bf16=True, compiled=True)
     assert compiled == [arm.model.backbone, arm.model.neck,
                         arm.model.bbox_head]
     assert arm.compile_s > 0 and arm.bf16

@@ -51,10 +51,9 @@ from mmdssd.utils.cli import add_main_job_args
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
-                    'bf16-1-worker', 'batch-4', 'batch-16',
-                    'bf16-batch-16', 'input-224',
-                    'input-192', 'resize-first', 'bf16-resize-first',
-                    'no-photometric')
+                    'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
+                    'input-224', 'input-192', 'resize-first',
+                    'bf16-resize-first', 'no-photometric')
 VARIANTS = DEFAULT_VARIANTS + ('bf16-compile', )
 
 
@@ -110,11 +109,11 @@ def variant_config(base, name: str):
 
 
 class Arm:
-    """One variant's model, optimiser and endless batches; ``compile``
-    compiles the backbone, neck and head and times the first step, which
-    compiles them (``compile_s``)."""
+    """One variant's model, optimiser and endless batches; ``compiled``
+    hands the backbone, neck and head to ``torch.compile`` and times the
+    first step, which compiles them (``compile_s``)."""
 
-    def __init__(self, cfg, bf16: bool, compile: bool = False) -> None:
+    def __init__(self, cfg, bf16: bool, compiled: bool = False) -> None:
         import time
 
         import torch
@@ -134,7 +133,7 @@ class Arm:
         self.bf16 = bf16
         self.batches = endless(self.loader)
         self.compile_s = None
-        if compile:
+        if compiled:
             for name in ('backbone', 'neck', 'bbox_head'):
                 setattr(self.model, name,
                         torch.compile(getattr(self.model, name)))
@@ -181,7 +180,7 @@ def _time_variants(base, args) -> dict:
     from mmdssd.utils.timing import time_in_turns
     arms = {
         name: Arm(variant_config(base, name), name.startswith('bf16'),
-                  compile=name.endswith('compile'))
+                  compiled=name.endswith('compile'))
         for name in args.variants
     }
     faults = {name: [] for name in arms}
