@@ -197,14 +197,15 @@ def _time_variants(base, args) -> dict:
         {k: lambda k=k: steps(k, args.steps) for k in arms},
         args.rounds,
         prepare={k: lambda k=k: steps(k, 2, False) for k in arms})
-    return {
-        name: dict(step_s=statistics.median(times[name]) / args.steps,
-                   faults=statistics.median(faults[name]),
-                   batch=arms[name].batch_size,
-                   **({} if arms[name].compile_s is None else
-                      dict(compile_s=arms[name].compile_s)))
-        for name in arms
-    }
+    results = {}
+    for name, arm in arms.items():
+        results[name] = dict(step_s=statistics.median(times[name]) /
+                             args.steps,
+                             faults=statistics.median(faults[name]),
+                             batch=arm.batch_size)
+        if arm.compile_s is not None:
+            results[name]['compile_s'] = arm.compile_s
+    return results
 
 
 def print_table(results: dict, args) -> None:
