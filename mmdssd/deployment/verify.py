@@ -131,9 +131,9 @@ def _set_differences(kept_a: np.ndarray, kept_b: np.ndarray,
     iou_a = _iou_ties(rest_a, kept_b, pool, box_px)
     iou_b = _iou_ties(rest_b, kept_a, pool, box_px)
     # at most one box cut from the bottom per IoU tie on the other side
-    cut_a = min(int(_at_cut(rest_a[~iou_a], kept_b, scores, tie_atol)),
+    cut_a = min(_at_cut(rest_a[~iou_a], kept_b, scores, tie_atol),
                 int(iou_b.sum()))
-    cut_b = min(int(_at_cut(rest_b[~iou_b], kept_a, scores, tie_atol)),
+    cut_b = min(_at_cut(rest_b[~iou_b], kept_a, scores, tie_atol),
                 int(iou_a.sum()))
     explained = int(iou_a.sum() + iou_b.sum()) + cut_a + cut_b
     return 2 * tied + explained, len(rest_a) + len(rest_b) - explained
