@@ -369,3 +369,58 @@ def test_precision_timing_ratio(monkeypatch, method):
     assert tool.ratio_by(method, cfgs, steps=3) == pytest.approx(0.8)
     assert calls == ([('turns', ('fp32', 'bf16'), 3)] if method == 'turns'
                      else [('alone', 'fp32', 3), ('alone', 'bf16', 3)])
+
+
+def test_bf16_grad_error_tables_every_arm(tmp_path):
+    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    generate_synthetic_dataset(str(tmp_path / 'data'),
+                               SyntheticSpec(num_trainval=16, num_test=8))
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'bf16_grad_error.py'), '--data-root',
+        tmp_path / 'data', '--batches', '2', '--fp32-parts', 'bn', 'head',
+        '--json'
+    ])
+    results = json.loads(out.strip().splitlines()[-1])
+    errors = results['errors']
+    assert list(errors) == ['fp32 again', 'fp32 next batch', 'bf16',
+                            'bf16, bn fp32', 'bf16, head fp32']
+    parts = ('backbone', 'neck', 'head.modules', 'head.predictors', 'all')
+    for name, row in errors.items():
+        assert tuple(row) == parts, name
+    assert all(e == 0 for e in errors['fp32 again'].values())
+    # bf16 moves every part's gradient, far less than another batch does
+    for part in parts:
+        assert 0 < errors['bf16'][part] < errors['fp32 next batch'][part] / 2
+    assert 0 < results['consistency'] < 2**0.5 + 1e-6
+    assert 'consistency of the bf16 error over the batches' in out
+
+
+def test_bf16_grad_error_fp32_islands():
+    """A module named an fp32 part runs in fp32 inside autocast and gets
+    its own forward back afterwards."""
+    import torch
+    from torch import nn
+    tool = load_tool('analysis_tools', 'bf16_grad_error.py')
+    first, second = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1)
+    x = torch.randn(1, 3, 4, 4)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        with tool.fp32_islands([first]):
+            y = first(x)
+            assert y.dtype == torch.float32
+            assert second(y).dtype == torch.bfloat16  # autocast goes on
+            assert first(x.bfloat16()).dtype == torch.float32
+        assert 'forward' not in vars(first)
+        assert first(x).dtype == torch.bfloat16
+
+
+def test_bf16_grad_error_consistency_tells_noise_from_bias():
+    import torch
+    tool = load_tool('analysis_tools', 'bf16_grad_error.py')
+    same = [torch.tensor([1.0, 2.0, 3.0])] * 4
+    assert tool.consistency(same) == pytest.approx(2.0)  # sqrt(4): a bias
+    orthogonal = list(torch.eye(4) * 3)
+    assert tool.consistency(orthogonal) == pytest.approx(1.0)  # noise
+    assert math.isnan(tool.consistency(same[:1]))
+    assert tool.part_of('bbox_head.cls_convs.0.weight') == 'head.predictors'
+    assert tool.part_of('bbox_head.pms.0.conv.weight') == 'head.modules'
+    assert tool.part_of('neck.dms.0.weight') == 'neck'
