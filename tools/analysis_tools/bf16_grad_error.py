@@ -5,18 +5,19 @@
 
 Builds the main job's model (channels-last, as the job trains it; the
 weights of ``--checkpoint`` if given, else its initialisation), takes
-``--batches`` training batches, and for each computes the gradients of
-the training loss in fp32 (the reference) and under CPU bfloat16
-autocast, plain and with each of ``--fp32-parts`` kept in fp32 inside the
-autocast region. It prints, per part of the model (backbone, neck, the
-head's prediction modules, its predictors) and over all parameters, the
-relative error ``||g_bf16 - g_fp32|| / ||g_fp32||``, mean over the
-batches. Two reference rows give the scale: ``fp32 again`` (the same
-batch in fp32 once more: 0 where the reference is reproducible) and
+``--batches`` training batches (at the pipeline's size, 256: outside a run
+``ProgressiveResize`` leaves them as they are), and for each computes the
+gradients of the training loss in fp32 (the reference) and under CPU
+bfloat16 autocast, plain and with each of ``--fp32-parts`` kept in fp32
+inside the autocast region. It prints, per part of the model (backbone,
+neck, the head's prediction modules, its predictors) and over all
+parameters, the relative error ``||g_bf16 - g_fp32|| / ||g_fp32||``, mean
+over the batches. Two reference rows give the scale: ``fp32 again`` (the
+same batch in fp32 once more: 0 where the reference is reproducible) and
 ``fp32 next batch`` (the fp32 gradient of the next batch: the error that
-sampling a batch makes anyway). Last, how consistent plain bf16's error
-is from batch to batch: about 1 for independent noise, which averages out
-over steps, up to sqrt(batches) for the same error every batch, a bias.
+sampling a batch makes anyway). Last, how consistent plain bf16's error is
+from batch to batch: about 1 for independent noise, which averages out over
+steps, up to sqrt(batches) for the same error every batch, a bias.
 
 It measures one step's error, not what the error does over a run; that
 takes learning runs at equal iterations (docs/en/results/main_job.md).
