@@ -28,7 +28,7 @@ import json
 import os.path as osp
 import statistics
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Sequence
 
 from mmdssd.utils.cli import add_main_job_args
 
@@ -73,7 +73,7 @@ def _to_float(x):
 
 
 @contextmanager
-def fp32_islands(modules: List) -> Iterator[None]:
+def fp32_islands(modules: Sequence) -> Iterator[None]:
     """Run ``modules`` in fp32 inside an autocast region: their inputs are
     cast to float32 and autocast is off in their forward; their outputs
     go on, in float32, to the next autocast op."""
@@ -110,7 +110,7 @@ def island_modules(model, part: str) -> List:
 
 
 def gradients(model, state: dict, batch: dict, bf16: bool,
-              fp32: List = ()) -> Dict:
+              fp32: Sequence = ()) -> Dict:
     """The loss gradients of ``batch`` from the weights ``state``."""
     import torch
     model.load_state_dict(state)  # BN statistics as the reference saw them
