@@ -424,3 +424,23 @@ def test_bf16_grad_error_consistency_tells_noise_from_bias():
     assert tool.part_of('bbox_head.cls_convs.0.weight') == 'head.predictors'
     assert tool.part_of('bbox_head.pms.0.conv.weight') == 'head.modules'
     assert tool.part_of('neck.dms.0.weight') == 'neck'
+
+
+def test_plot_main_job_draws_runs_and_points(tmp_path):
+    """Each SUMMARY:LABEL is drawn from its timeline and each --point as a
+    marker, into a PNG at the given path."""
+    from PIL import Image
+    summary = tmp_path / 'summary.json'
+    summary.write_text(json.dumps(dict(iterations=100, timeline=[
+        {'seconds': 100.0, 'pascal_voc/mAP': 0.2},
+        {'seconds': 580.0, 'pascal_voc/mAP': 0.6}])))
+    out_png = tmp_path / 'plot.png'
+    out = run([
+        PYTHON, osp.join(ANALYSIS, 'plot_main_job.py'),
+        f'{summary}:a run', '--point', 'an old run:578:0.3', '--out', out_png
+    ])
+    assert str(out_png) in out
+    with Image.open(out_png) as image:
+        assert image.format == 'PNG'
+        # 10 x 4 inches at 100 dpi: the legend sits beside the axes
+        assert image.size == (1000, 400)

@@ -23,7 +23,7 @@ def main() -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     for item in args.runs:
         path, _, label = item.rpartition(':')
         with open(path) as f:
@@ -41,7 +41,8 @@ def main() -> None:
     ax.set_xlabel('wall time since the job started (s)')
     ax.set_ylabel('test VOC mAP@0.5 (11-point)')
     ax.set_ylim(0, 1)
-    ax.legend(loc='upper left', fontsize=8)
+    # outside the axes: with many runs an inside legend hides their curves
+    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
     print(args.out)
