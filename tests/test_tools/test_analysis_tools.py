@@ -427,8 +427,8 @@ def test_bf16_grad_error_consistency_tells_noise_from_bias():
 
 
 def test_plot_main_job_draws_runs_and_points(tmp_path):
-    """Each SUMMARY:LABEL is drawn from its timeline and each --point as a
-    marker, into a PNG at the given path."""
+    """A run's summary and a --point make a PNG at the given path, wide
+    enough to hold the legend beside the axes."""
     from PIL import Image
     summary = tmp_path / 'summary.json'
     summary.write_text(json.dumps(dict(iterations=100, timeline=[
