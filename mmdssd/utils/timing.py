@@ -1,5 +1,6 @@
 """Wall-clock timing of calls, taken in turns."""
 import contextlib
+import os
 import statistics
 import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping,
@@ -46,6 +47,28 @@ def time_in_turns(fns: Mapping[str, Callable[[], Any]],
             sync()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def process_start_time() -> float:
+    """When this process started, as a :func:`time.time` timestamp.
+
+    Read from the kernel's record of the process (Linux: the start time in
+    ``/proc/self/stat``, in clock ticks on the boot-based clock), so that
+    it covers the interpreter's start and the imports that ran before the
+    caller could take the time itself; where there is no such record, the
+    time of the call.
+    """
+    try:
+        with open('/proc/self/stat') as f:
+            # the command name, field 2, may hold spaces and parentheses:
+            # the fields after its last ')' start at field 3
+            fields = f.read().rsplit(')', 1)[1].split()
+        ticks = int(fields[22 - 3])
+        age = (time.clock_gettime(time.CLOCK_BOOTTIME) -
+               ticks / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+    return time.time() - max(age, 0.0)
 
 
 def time_calls(fn: Callable[[], Any], rounds: int, warmup: int = 0,
