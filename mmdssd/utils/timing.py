@@ -1,4 +1,4 @@
-"""Wall-clock timing of calls, taken in turns."""
+"""Wall-clock timing: calls taken in turns, and the process's start."""
 import contextlib
 import os
 import statistics

@@ -63,7 +63,7 @@ def test_process_start_time_is_the_start_not_the_call():
     assert -0.02 <= before_first_line < 10
 
 
-def test_process_start_time_is_one_time():
+def test_process_start_time_is_the_same_at_every_call():
     first = process_start_time()
     assert first <= time.time()
     assert process_start_time() == pytest.approx(first, abs=0.02)
