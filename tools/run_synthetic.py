@@ -1,7 +1,7 @@
 """The main job: train the small DSSD on the embedded synthetic set.
 
     python tools/run_synthetic.py [--minutes 10] [--epochs N | --iters N]
-        [--seed 0]
+        [--seed 0] [--width auto|standard|narrow]
         [--cfg-options KEY=VALUE ...]
 
 Generates the synthetic set (seeded, seconds), fits the number of
@@ -9,7 +9,9 @@ iterations to the time budget (``--minutes``: it times a few training
 iterations on this machine first, then refits the length from the step
 times of the run itself, see TimeBudgetHook; ``--epochs`` or ``--iters``
 fixes the length instead), trains
-configs/synthetic/dssd_main_job_synthetic.py on the CPU with a progress line,
+configs/synthetic/dssd_main_job_synthetic.py on the CPU with a progress line
+(where that model fits too few iterations in the budget, its narrow version
+dssd_main_job_narrow_synthetic.py instead; ``--width``),
 evaluates on the test split (VOC 11-point mAP@0.5 and COCO AP with
 small/medium/large), keeps the checkpoint, draws detections on a few test
 images into one grid picture, plots the loss and mAP curves (against
@@ -23,6 +25,7 @@ import math
 import os.path as osp
 import sys
 import time
+from typing import NamedTuple, Optional
 
 from mmengine.config import Config, DictAction
 
@@ -45,6 +48,15 @@ NUM_VAL = 4
 # seconds of the budget kept after training: drawing, plots, the
 # process's exit, and a margin
 END_RESERVE_S = 15
+MAIN_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
+                       'dssd_main_job_synthetic.py')
+NARROW_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
+                         'dssd_main_job_narrow_synthetic.py')
+# where the main job's model fits fewer iterations than this in the budget,
+# the narrow model's cheaper step gains more than its capacity costs; the
+# line lies between the lengths where each was measured ahead
+# (docs/en/results/main_job.md)
+NARROW_BELOW_ITERS = 1200
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,12 +91,23 @@ def parse_args() -> argparse.Namespace:
         help='training precision (default: bf16 where this CPU has native '
         'bf16 and its steps time faster, else fp32)')
     parser.add_argument(
+        '--width', choices=['auto', 'standard', 'narrow'], default='auto',
+        help='the model: the main job\'s, or its narrow version '
+        f'({osp.relpath(NARROW_CONFIG, ROOT)}); default: the narrow one '
+        f'where the main job\'s fits fewer than {NARROW_BELOW_ITERS} '
+        'iterations in --minutes (only with the default --config; '
+        '--epochs and --iters keep the main job\'s)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config keys, e.g. '
         'optim_wrapper.optimizer.weight_decay=0.1')
     args = parser.parse_args()
+    if args.width == 'narrow' and not is_main_config(args.config):
+        parser.error(f'--width narrow: the narrow model is the main job\'s '
+                     f'({osp.relpath(NARROW_CONFIG, ROOT)}); --config '
+                     f'{args.config} has none')
     if args.minutes <= 0:
         parser.error(f'--minutes must be positive, got {args.minutes}')
     for name in ('epochs', 'iters'):
@@ -178,18 +201,50 @@ def metrics_table(metrics: dict) -> str:
     return '\n'.join(lines)
 
 
-def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
+class Plan(NamedTuple):
+    """What the job trains and for how long, and why."""
+    cfg: Config
+    config: str  # the config file it came from
+    iters: int
+    precision: str  # which precision, and why
+    model: str  # which model, and why
+    hook: Optional[object] = None  # the TimeBudgetHook of a budgeted run
+
+
+class _Fit(NamedTuple):
+    """One config's timing: what :func:`_time_and_fit` found."""
+    cfg: Config  # with its precision
+    why: str  # which precision, and why
+    times: dict  # the step times
+    val_s: float  # seconds of a validation
+    iters: int  # the iterations that fit before the deadline
+
+
+def is_main_config(path: str) -> bool:
+    """Whether ``path`` is the main job's own config."""
+    return osp.realpath(path) == osp.realpath(MAIN_CONFIG)
+
+
+def load_job_config(path: str, args: argparse.Namespace) -> Config:
+    """The config at ``path`` with ``--cfg-options``, reading the
+    generated set under ``--data-root``, writing to ``--work-dir``."""
+    cfg = Config.fromfile(path)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    point_cfg_at_synthetic(cfg, args.data_root)
+    cfg.work_dir = osp.abspath(args.work_dir)
+    cfg.randomness = dict(seed=args.seed)
+    return cfg
+
+
+def fit_to_budget(cfg: Config, args: argparse.Namespace,
+                  start: float) -> Plan:
     """Time a few steps here (fp32, and bf16 where the CPU has it), pick
-    the precision and the number of iterations that fill the budget.
-
-    Returns:
-        tuple: the config (with the precision applied), the iterations, why
-        that precision, and the hook that refits the length while training.
-    """
-    from mmengine.logging import MMLogger
-
-    from mmdssd.engine import (TimeBudgetHook, choose_training_precision,
-                               fit_iterations, measure_step_times_in_turns)
+    the precision, the model (``--width auto``: the narrow one where the
+    main job's fits too few iterations) and the number of iterations that
+    fill the budget, with the hook that refits the length while
+    training."""
+    from mmdssd.engine import TimeBudgetHook
     deadline = start + args.minutes * 60 - END_RESERVE_S
     if deadline <= time.time():
         sys.exit(f'[main job] --minutes {args.minutes:g}: a budget of '
@@ -199,6 +254,68 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
                  f'give more minutes')
     print(f'[main job] timing a few training iterations to fit '
           f'{args.minutes:g} minutes ...', flush=True)
+    config = NARROW_CONFIG if args.width == 'narrow' else args.config
+    fit = _time_and_fit(cfg, args, deadline)
+    model = choose_model(args, fit.iters)
+    if model.startswith('narrow') and args.width == 'auto':
+        config, fit, model = _narrow_if_it_fits_more(args, fit, model,
+                                                     deadline)
+    else:
+        print(f'[main job] model {model}', flush=True)
+    cfg, why, times, val_s, iters = fit
+    print(f'[main job] precision {why}', flush=True)
+    hook = TimeBudgetHook(
+        deadline, val_s=val_s, phase_costs=times['phase_train_iters'],
+        num_vals=None if args.val_interval else NUM_VAL)
+    print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
+          f'-> about {iters} iterations (refitted as it trains)', flush=True)
+    return Plan(cfg, config, iters, why, model, hook)
+
+
+def _narrow_if_it_fits_more(args: argparse.Namespace, fit: _Fit,
+                            model: str, deadline: float):
+    """Time the narrow model after the main job's; the config, fit and
+    model sentence of whichever fits more iterations."""
+    print(f'[main job] model {model}; timing it ...', flush=True)
+    narrow = _time_and_fit(load_job_config(NARROW_CONFIG, args), args,
+                           deadline)
+    ratio = narrow.times['train_iter'] / fit.times['train_iter']
+    print(f"[main job] a narrow step took {ratio:.2f}x the main job's here",
+          flush=True)
+    if narrow.iters > fit.iters:
+        return NARROW_CONFIG, narrow, model
+    model = ("the main job's: the narrow model fits no more iterations "
+             f'here ({narrow.iters} against {fit.iters})')
+    print(f'[main job] model {model}', flush=True)
+    return args.config, fit, model
+
+
+def choose_model(args: argparse.Namespace, iters: int) -> str:
+    """Which model to train, and why, given the ``iters`` the one first
+    timed fits (the main job's, or the narrow one under ``--width
+    narrow``)."""
+    narrow = osp.relpath(NARROW_CONFIG, ROOT)
+    if args.width == 'narrow':
+        return f'narrow ({narrow}, asked for)'
+    if args.width == 'standard':
+        return "the main job's (asked for)"
+    if not is_main_config(args.config):
+        return f'{args.config} (--width auto chooses only for the main job)'
+    if iters < NARROW_BELOW_ITERS:
+        return (f"narrow ({narrow}): the main job's model fits about "
+                f'{iters} iterations here, fewer than {NARROW_BELOW_ITERS}')
+    return (f"the main job's: it fits about {iters} iterations here, at "
+            f'least {NARROW_BELOW_ITERS}')
+
+
+def _time_and_fit(cfg: Config, args: argparse.Namespace,
+                  deadline: float) -> _Fit:
+    """Time ``cfg``'s steps in each precision, choose one, and fit the
+    iterations before ``deadline``."""
+    from mmengine.logging import MMLogger
+
+    from mmdssd.engine import (choose_training_precision, fit_iterations,
+                               measure_step_times_in_turns)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights is chatty
@@ -212,7 +329,6 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
 
     cfg, why, times = choose_training_precision(cfg, measure, args.precision)
     logger.setLevel(level)
-    print(f'[main job] precision {why}', flush=True)
     # a validation costs about twice its timed batches (the metrics, and a
     # young model's many boxes)
     val_s = 2 * times['test_batch'] * times['test_batches']
@@ -221,24 +337,24 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace, start: float):
                                fixed_s=NUM_VAL * val_s)
     except ValueError as err:
         sys.exit(f'[main job] --minutes {args.minutes:g}: {err}')
-    hook = TimeBudgetHook(
-        deadline, val_s=val_s, phase_costs=times['phase_train_iters'],
-        num_vals=None if args.val_interval else NUM_VAL)
-    print(f'[main job] {times["train_iter"]:.2f} s per iteration here '
-          f'-> about {iters} iterations (refitted as it trains)', flush=True)
-    return cfg, iters, why, hook
+    return _Fit(cfg, why, times, val_s, iters)
 
 
-def fixed_length(cfg: Config, args: argparse.Namespace):
+def fixed_length(cfg: Config, args: argparse.Namespace) -> Plan:
     """``--iters``, or the iterations of ``--epochs`` passes; the
-    precision as asked (``auto`` is fp32: nothing is timed)."""
+    precision as asked (``auto`` is fp32: nothing is timed) and the model
+    as asked (``auto`` is the main job's)."""
     from mmdssd.engine import with_cpu_amp
     batch = cfg.train_dataloader.batch_size
     iters = args.iters or args.epochs * max(args.num_trainval // batch, 1)
     flag = '--iters' if args.iters else '--epochs'
+    config = NARROW_CONFIG if args.width == 'narrow' else args.config
+    model = (f'narrow ({osp.relpath(NARROW_CONFIG, ROOT)}, asked for)'
+             if args.width == 'narrow' else f'{config} ({flag}: not timed)')
     if args.precision == 'bf16':
-        return with_cpu_amp(cfg), iters, f'bf16 ({flag}: steps not timed)'
-    return cfg, iters, f'fp32 ({flag}: steps not timed)'
+        return Plan(with_cpu_amp(cfg), config, iters,
+                    f'bf16 ({flag}: steps not timed)', model)
+    return Plan(cfg, config, iters, f'fp32 ({flag}: steps not timed)', model)
 
 
 def final_metrics(runner, cfg: Config, timeline) -> dict:
@@ -271,6 +387,7 @@ def report(summary: dict, args, files: dict, num_test: int) -> None:
     print()
     print(f'data        : {osp.abspath(args.data_root)} (VOC + COCO '
           f'layouts, {args.num_trainval} trainval / {num_test} test)')
+    print(f'config      : {summary["config"]}')
     print(f'checkpoint  : {files["checkpoint"]}')
     print(f'curves      : {files["curves"]}')
     print(f'detections  : {files["detections"]} ({args.num_vis} test '
@@ -283,28 +400,29 @@ def report(summary: dict, args, files: dict, num_test: int) -> None:
 
 def train(cfg: Config, args, start: float):
     """Fit the schedule, train with the job's hooks; returns the runner,
-    the timeline, the budget hook (or None) and why that precision."""
+    the timeline and the plan it trained (see :class:`Plan`)."""
     from mmengine.runner import Runner
 
     from mmdssd.engine import (ChannelsLastHook, MetricTimelineHook,
                                ProgressHook)
-    budget_hook = None
     if args.epochs is None and args.iters is None:
-        cfg, iters, why, budget_hook = fit_to_budget(cfg, args, start)
+        plan = fit_to_budget(cfg, args, start)
     else:
-        cfg, iters, why = fixed_length(cfg, args)
-    set_max_iters(cfg, iters,
-                  args.val_interval or max(1, math.ceil(iters / NUM_VAL)))
+        plan = fixed_length(cfg, args)
+    cfg = plan.cfg
+    set_max_iters(
+        cfg, plan.iters,
+        args.val_interval or max(1, math.ceil(plan.iters / NUM_VAL)))
     cfg.default_hooks.logger.interval = 50
     runner = Runner.from_cfg(cfg)
     timeline = MetricTimelineHook(start)
     runner.register_hook(timeline)
     runner.register_hook(ProgressHook(interval=10))
     runner.register_hook(ChannelsLastHook())  # faster steps on the CPU
-    if budget_hook is not None:
-        runner.register_hook(budget_hook)
+    if plan.hook is not None:
+        runner.register_hook(plan.hook)
     runner.train()
-    return runner, timeline, budget_hook, why
+    return runner, timeline, plan
 
 
 def main() -> None:
@@ -319,13 +437,10 @@ def main() -> None:
               "(glibc's malloc: no mmap, no trim)", flush=True)
     spec = SyntheticSpec(num_trainval=args.num_trainval)
     paths = generate_synthetic_dataset(args.data_root, spec)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    point_cfg_at_synthetic(cfg, args.data_root)
-    cfg.work_dir = osp.abspath(args.work_dir)
-    cfg.randomness = dict(seed=args.seed)
-    runner, timeline, budget_hook, why = train(cfg, args, start)
+    cfg = load_job_config(
+        NARROW_CONFIG if args.width == 'narrow' else args.config, args)
+    runner, timeline, plan = train(cfg, args, start)
+    budget_hook = plan.hook
     train_s = time.time() - start
     metrics = final_metrics(runner, runner.cfg, timeline)
     files = dict(
@@ -339,7 +454,8 @@ def main() -> None:
         osp.join(cfg.work_dir, 'detections.jpg'), args.score_thr)
     batch = cfg.train_dataloader.batch_size
     summary = dict(
-        config=args.config,
+        config=plan.config,
+        model=plan.model,
         iterations=runner.iter,
         num_trainval=args.num_trainval,
         passes=round(runner.iter * batch / args.num_trainval, 2),
@@ -347,7 +463,7 @@ def main() -> None:
         validation_seconds=([round(t, 1) for t in budget_hook.val_times]
                             if budget_hook else []),
         seed=args.seed,
-        precision=why,
+        precision=plan.precision,
         train_with_val_seconds=round(train_s, 1),
         total_seconds=round(time.time() - start, 1),
         metrics={k: round(float(v), 4) for k, v in metrics.items()},

@@ -258,7 +258,7 @@ def test_train_step_variants_prints_every_variant(tmp_path):
     names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
              'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
              'input-224', 'input-192', 'resize-first', 'bf16-resize-first',
-             'no-photometric')
+             'no-photometric', 'narrow', 'bf16-narrow')
     rows = {
         fields[0]: fields
         for fields in map(str.split, out.splitlines())
@@ -320,6 +320,13 @@ def test_train_step_variants_pipeline_variants():
     ]
     # the variants changed copies only
     assert [t['type'] for t in base.train_dataloader.dataset.pipeline] == job
+    # the narrow variants train the job's narrow model, nothing else changed
+    narrow = tool.variant_config(base, 'bf16-narrow')
+    assert narrow.model == load_cfg(
+        'synthetic/dssd_main_job_narrow_synthetic.py').model
+    assert (narrow.model.backbone.base_channels <
+            base.model.backbone.base_channels)
+    assert narrow.train_dataloader == base.train_dataloader
 
 
 def test_train_step_variants_compares_allocators(tmp_path):

@@ -24,6 +24,8 @@ def test_one_epoch_smoke_run(tmp_path):
     assert summary['iterations'] == 2 and summary['passes'] == 1
     assert summary['num_trainval'] == 16
     assert summary['refits'] == []  # --epochs: no time budget to fit
+    # --width auto chooses only where steps are timed
+    assert summary['config'].endswith('dssd_main_job_synthetic.py')
     for key in ('pascal_voc/mAP', 'coco/bbox_mAP', 'coco/bbox_mAP_s'):
         assert 0 <= summary['metrics'][key] <= 1, key
     # the validation after the last epoch is the final test, with its wall
@@ -76,14 +78,68 @@ def test_fixed_length_by_passes_or_iterations(monkeypatch):
         monkeypatch.setattr(sys, 'argv', ['run_synthetic.py', *argv])
         return tool.fixed_length(cfg, tool.parse_args())
 
-    assert length('--epochs', '3', '--num-trainval', '16')[1] == 6
-    assert length('--iters', '5', '--num-trainval', '16')[1] == 5
-    assert length('--iters', '5', '--num-trainval', '4000')[1] == 5
-    iters_cfg, _, why = length('--iters', '5', '--precision', 'fp32')
-    assert iters_cfg is cfg and why == 'fp32 (--iters: steps not timed)'
+    assert length('--epochs', '3', '--num-trainval', '16').iters == 6
+    assert length('--iters', '5', '--num-trainval', '16').iters == 5
+    assert length('--iters', '5', '--num-trainval', '4000').iters == 5
+    plan = length('--iters', '5', '--precision', 'fp32')
+    assert plan.cfg is cfg and plan.precision == (
+        'fp32 (--iters: steps not timed)')
+    assert tool.is_main_config(plan.config)
+    narrow = length('--iters', '5', '--width', 'narrow')
+    assert narrow.config == tool.NARROW_CONFIG
+    assert narrow.model.startswith('narrow') and 'asked for' in narrow.model
     for argv in (('--iters', '0'), ('--epochs', '2', '--iters', '5')):
         with pytest.raises(SystemExit):
             length(*argv)
+
+
+def test_the_model_follows_the_iterations_the_budget_holds(monkeypatch):
+    """``--width auto`` trains the narrow model where the main job's fits
+    fewer iterations than the line, and only for the main job's config;
+    ``--width`` forces either."""
+    import sys
+
+    from ..conftest import load_tool
+    tool = load_tool('run_synthetic.py')
+    line = tool.NARROW_BELOW_ITERS
+
+    def model(iters, *argv):
+        monkeypatch.setattr(sys, 'argv', ['run_synthetic.py', *argv])
+        return tool.choose_model(tool.parse_args(), iters)
+
+    assert model(line - 1).startswith('narrow') and str(line - 1) in model(
+        line - 1)
+    assert model(line).startswith("the main job's")
+    assert model(line - 1, '--width', 'standard').startswith(
+        "the main job's")
+    assert model(10 * line, '--width', 'narrow').startswith('narrow')
+    other = osp.join(ROOT, 'configs', 'synthetic', 'dssd_tiny_synthetic.py')
+    assert model(1, '--config', other).startswith(other)
+    # the narrow model is the main job's: another config has none
+    monkeypatch.setattr(sys, 'argv', [
+        'run_synthetic.py', '--config', other, '--width', 'narrow'])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+
+
+def test_the_narrow_model_is_the_main_job_narrowed():
+    """Only the widths differ from the main job's config, and they are
+    narrower: the schedule, data and test setting are the same."""
+    from ..conftest import load_tool
+    tool = load_tool('run_synthetic.py')
+    main = Config.fromfile(tool.MAIN_CONFIG).to_dict()
+    narrow = Config.fromfile(tool.NARROW_CONFIG).to_dict()
+    widths = {
+        ('backbone', 'base_channels'), ('neck', 'in_channels'),
+        ('neck', 'deconv_channels'), ('bbox_head', 'in_channels'),
+        ('bbox_head', 'pm_out_channels')
+    }
+    for part, key in widths:
+        a, b = main['model'][part][key], narrow['model'][part][key]
+        assert sum(b if isinstance(b, tuple) else (b, )) < sum(
+            a if isinstance(a, tuple) else (a, )), (part, key)
+        del main['model'][part][key], narrow['model'][part][key]
+    assert narrow == main
 
 
 def test_budgeted_run_times_the_precisions_and_fits_the_length(tmp_path):
@@ -107,6 +163,12 @@ def test_budgeted_run_times_the_precisions_and_fits_the_length(tmp_path):
     else:
         assert precision.startswith('fp32: ') and 'bf16 not timed' in precision
     assert f'[main job] precision {precision}' in out
+    # which model, and why: the narrow one where the main job's fits few
+    # iterations (so far every machine at this budget), timed itself
+    assert f'[main job] model {summary["model"]}' in out
+    if summary['model'].startswith('narrow'):
+        assert summary['config'].endswith('narrow_synthetic.py')
+        assert (work / 'dssd_main_job_narrow_synthetic.py').exists()
     assert summary['iterations'] >= 1
     assert summary['refits'] or summary['iterations'] < 25
     assert 0 <= summary['metrics']['pascal_voc/mAP'] <= 1

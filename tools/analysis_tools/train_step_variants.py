@@ -25,6 +25,10 @@ seconds per step and per image and the ratio to the job's own setting:
   ``PhotoMetricDistortion`` instead of after it (the distortion then works
   on fewer pixels), in float32 and under bf16 autocast;
 - ``no-photometric``: without ``PhotoMetricDistortion`` (what it costs);
+- ``narrow``, ``bf16-narrow``: the main job's narrow model
+  (configs/synthetic/dssd_main_job_narrow_synthetic.py, which the job
+  trains where its own fits few iterations), in float32 and under bf16
+  autocast;
 - ``bf16-compile``: ``bf16-autocast`` with the backbone, neck and head
   compiled by ``torch.compile`` (inductor); timed only when asked for by
   name, since compiling takes a minute or more (printed as ``compile_s``).
@@ -50,10 +54,13 @@ import sys
 from mmdssd.utils.cli import add_main_job_args
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+NARROW_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
+                         'dssd_main_job_narrow_synthetic.py')
 DEFAULT_VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
                     'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
                     'input-224', 'input-192', 'resize-first',
-                    'bf16-resize-first', 'no-photometric')
+                    'bf16-resize-first', 'no-photometric', 'narrow',
+                    'bf16-narrow')
 VARIANTS = DEFAULT_VARIANTS + ('bf16-compile', )
 
 
@@ -105,6 +112,9 @@ def variant_config(base, name: str):
         pipeline[i], pipeline[j] = pipeline[j], pipeline[i]
     if name == 'no-photometric':
         del pipeline[types.index('PhotoMetricDistortion')]
+    if name.endswith('narrow'):
+        from mmengine.config import Config
+        cfg.model = Config.fromfile(NARROW_CONFIG).model
     return cfg
 
 

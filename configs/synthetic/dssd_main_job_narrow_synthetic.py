@@ -1,0 +1,12 @@
+# The main job's model at about half its step cost, for budgets that hold
+# few iterations (tools/run_synthetic.py picks it where the main job's
+# model fits too few; docs/en/results/main_job.md has the comparison):
+# an eighth-width ResNet-18 (8 base channels), and half the deconvolution
+# and prediction-module widths. Far from converged, a run gains more from
+# the iterations the cheaper step buys than it loses in capacity.
+_base_ = './dssd_main_job_synthetic.py'
+model = dict(
+    backbone=dict(base_channels=8),
+    neck=dict(in_channels=(16, 64), deconv_channels=32),
+    bbox_head=dict(
+        in_channels=(32, 32, 32, 32, 32, 256), pm_out_channels=64))
