@@ -25,7 +25,7 @@ import math
 import os.path as osp
 import sys
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -273,7 +273,8 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace,
 
 
 def _narrow_if_it_fits_more(args: argparse.Namespace, fit: _Fit,
-                            model: str, deadline: float):
+                            model: str,
+                            deadline: float) -> Tuple[str, _Fit, str]:
     """Time the narrow model after the main job's; the config, fit and
     model sentence of whichever fits more iterations."""
     print(f'[main job] model {model}; timing it ...', flush=True)
