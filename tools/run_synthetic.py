@@ -33,7 +33,7 @@ import mmdssd  # noqa: F401
 from mmdssd.datasets import (SyntheticSpec, generate_synthetic_dataset,
                              point_cfg_at_synthetic)
 from mmdssd.utils.allocator import keep_freed_memory
-from mmdssd.utils.cli import add_main_job_args
+from mmdssd.utils.cli import add_main_job_args, main_job_config
 from mmdssd.utils.schedule import set_max_iters
 from mmdssd.utils.timing import process_start_time
 
@@ -48,10 +48,8 @@ NUM_VAL = 4
 # seconds of the budget kept after training: drawing, plots, the
 # process's exit, and a margin
 END_RESERVE_S = 15
-MAIN_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
-                       'dssd_main_job_synthetic.py')
-NARROW_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
-                         'dssd_main_job_narrow_synthetic.py')
+MAIN_CONFIG = main_job_config(ROOT)
+NARROW_CONFIG = main_job_config(ROOT, narrow=True)
 # where the main job's model fits fewer iterations than this in the budget,
 # the narrow model's cheaper step gains more than its capacity costs; the
 # line lies between the lengths where each was measured ahead
@@ -225,6 +223,12 @@ def is_main_config(path: str) -> bool:
     return osp.realpath(path) == osp.realpath(MAIN_CONFIG)
 
 
+def asked_config(args: argparse.Namespace) -> str:
+    """The config ``--config`` and ``--width`` ask for before any timing:
+    the narrow one under ``--width narrow``."""
+    return NARROW_CONFIG if args.width == 'narrow' else args.config
+
+
 def load_job_config(path: str, args: argparse.Namespace) -> Config:
     """The config at ``path`` with ``--cfg-options``, reading the
     generated set under ``--data-root``, writing to ``--work-dir``."""
@@ -254,7 +258,7 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace,
                  f'give more minutes')
     print(f'[main job] timing a few training iterations to fit '
           f'{args.minutes:g} minutes ...', flush=True)
-    config = NARROW_CONFIG if args.width == 'narrow' else args.config
+    config = asked_config(args)
     fit = _time_and_fit(cfg, args, deadline)
     model = choose_model(args, fit.iters)
     if model.startswith('narrow') and args.width == 'auto':
@@ -349,9 +353,9 @@ def fixed_length(cfg: Config, args: argparse.Namespace) -> Plan:
     batch = cfg.train_dataloader.batch_size
     iters = args.iters or args.epochs * max(args.num_trainval // batch, 1)
     flag = '--iters' if args.iters else '--epochs'
-    config = NARROW_CONFIG if args.width == 'narrow' else args.config
-    model = (f'narrow ({osp.relpath(NARROW_CONFIG, ROOT)}, asked for)'
-             if args.width == 'narrow' else f'{config} ({flag}: not timed)')
+    config = asked_config(args)
+    model = (f'{config} ({flag}: not timed)' if args.width == 'auto' else
+             choose_model(args, iters))
     if args.precision == 'bf16':
         return Plan(with_cpu_amp(cfg), config, iters,
                     f'bf16 ({flag}: steps not timed)', model)
@@ -438,8 +442,7 @@ def main() -> None:
               "(glibc's malloc: no mmap, no trim)", flush=True)
     spec = SyntheticSpec(num_trainval=args.num_trainval)
     paths = generate_synthetic_dataset(args.data_root, spec)
-    cfg = load_job_config(
-        NARROW_CONFIG if args.width == 'narrow' else args.config, args)
+    cfg = load_job_config(asked_config(args), args)
     runner, timeline, plan = train(cfg, args, start)
     budget_hook = plan.hook
     train_s = time.time() - start

@@ -53,12 +53,18 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def main_job_config(root: str, narrow: bool = False) -> str:
+    """The main job's config under ``root`` (the repository), or its
+    narrow version, which the job trains where its own fits few
+    iterations."""
+    name = 'dssd_main_job_narrow_synthetic.py' if narrow else (
+        'dssd_main_job_synthetic.py')
+    return osp.join(root, 'configs', 'synthetic', name)
+
+
 def add_main_job_args(parser: argparse.ArgumentParser, root: str) -> None:
     """``--config`` (default: the main job's config under ``root``, the
     repository) and ``--data-root`` (the synthetic set): what the main
     job and the tools that time its steps take."""
-    parser.add_argument(
-        '--config',
-        default=osp.join(root, 'configs', 'synthetic',
-                         'dssd_main_job_synthetic.py'))
+    parser.add_argument('--config', default=main_job_config(root))
     parser.add_argument('--data-root', default='data/synthetic')

@@ -51,11 +51,9 @@ import statistics
 import subprocess
 import sys
 
-from mmdssd.utils.cli import add_main_job_args
+from mmdssd.utils.cli import add_main_job_args, main_job_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-NARROW_CONFIG = osp.join(ROOT, 'configs', 'synthetic',
-                         'dssd_main_job_narrow_synthetic.py')
 DEFAULT_VARIANTS = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
                     'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
                     'input-224', 'input-192', 'resize-first',
@@ -114,7 +112,7 @@ def variant_config(base, name: str):
         del pipeline[types.index('PhotoMetricDistortion')]
     if name.endswith('narrow'):
         from mmengine.config import Config
-        cfg.model = Config.fromfile(NARROW_CONFIG).model
+        cfg.model = Config.fromfile(main_job_config(ROOT, narrow=True)).model
     return cfg
 
 
