@@ -18,8 +18,10 @@ import json
 import math
 import os
 import os.path as osp
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Deque, Dict, List, Tuple
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -97,16 +99,36 @@ class SyntheticSpec:
                     'range')
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
-    """A smooth two-colour gradient with mild noise."""
+def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A smooth two-colour gradient with mild noise, ``(h, w, 3)`` uint8.
+
+    The arithmetic is that of full float grids, element for element (so
+    the images stay byte-identical), done where it is cheaper: the
+    gradient is separable, so it is computed on a row and a column and
+    broadcast; the colours are mixed a channel plane at a time."""
     c0, c1 = rng.uniform(40, 215, size=(2, 3))
     angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
-    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
-    img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
-    img += rng.normal(0, 6, size=img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    xx = np.arange(w, dtype=np.float32)
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    t = np.cos(angle) * xx / w + np.sin(angle) * yy / h
+    t -= t.min()
+    t /= max(float(np.ptp(t)), 1e-6)
+    # channel planes: a whole plane per operation, not three values
+    planes = np.empty((3, h, w))
+    for plane, a, b in zip(planes, c0, c1):
+        np.multiply(1 - t, a, out=plane)
+        plane += t * b
+    planes += rng.normal(0, 6, size=(h, w, 3)).transpose(2, 0, 1)
+    np.clip(planes, 0, 255, out=planes)
+    return np.ascontiguousarray(planes.astype(np.uint8).transpose(1, 2, 0))
+
+
+def _channel_means(img: np.ndarray) -> np.ndarray:
+    """``img.reshape(-1, 3).mean(0)`` to the last bit, without its
+    strided float64 reduction: a sum of uint8 values is exact in any
+    order, and a channel plane sums contiguously."""
+    planes = np.ascontiguousarray(img.transpose(2, 0, 1)).reshape(3, -1)
+    return planes.sum(1, dtype=np.int64) / planes.shape[1]
 
 
 def _contrasting_colour(rng: np.random.Generator,
@@ -179,11 +201,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _make_image(rng: np.random.Generator,
-                spec: SyntheticSpec) -> Tuple[Image.Image, List[Dict]]:
+                spec: SyntheticSpec) -> Tuple[Image.Image, List[Dict], bool]:
+    """One scene: the image before its blur, its objects, and whether it
+    is to be blurred (the blur draws no random numbers, so it can be
+    applied later, away from the random stream)."""
     jitter = rng.uniform(0.9, 1.1, size=2)
     w, h = (int(round(spec.img_size * j)) for j in jitter)
-    img = _background(rng, w, h)
-    bg_mean = np.asarray(img).reshape(-1, 3).mean(0)
+    background = _background(rng, w, h)
+    bg_mean = _channel_means(background)
+    img = Image.fromarray(background)
     draw = ImageDraw.Draw(img)
     _draw_clutter(rng, draw, w, h, spec.clutter)
 
@@ -221,9 +247,7 @@ def _make_image(rng: np.random.Generator,
                 label=label,
                 difficult=int(tiny and rng.random() < 0.5)))
         boxes = np.vstack([boxes, box])
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.GaussianBlur(radius=0.6))
-    return img, objects
+    return img, objects, bool(rng.random() < 0.3)
 
 
 def _voc_xml(filename: str, w: int, h: int, objects: List[Dict]) -> bytes:
@@ -248,34 +272,62 @@ def _voc_xml(filename: str, w: int, h: int, objects: List[Dict]) -> bytes:
     return ET.tostring(root)
 
 
+def _write_image(voc: str, name: str, img: Image.Image, blur: bool,
+                 objects: List[Dict]) -> None:
+    """Blur ``img`` if asked, then write it and its VOC XML under
+    ``voc``."""
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(radius=0.6))
+    img.save(osp.join(voc, 'JPEGImages', name + '.jpg'), quality=95)
+    with open(osp.join(voc, 'Annotations', name + '.xml'), 'wb') as f:
+        f.write(_voc_xml(name + '.jpg', *img.size, objects))
+
+
+def _add_to_coco(coco: dict, img_id: int, ann_id: int, file_name: str,
+                 size: Tuple[int, int], objects: List[Dict]) -> int:
+    """Append an image and its objects to ``coco``; returns the last
+    annotation id."""
+    w, h = size
+    coco['images'].append(
+        dict(id=img_id, file_name=file_name, width=w, height=h))
+    for obj in objects:
+        ann_id += 1
+        x1, y1, x2, y2 = obj['bbox']
+        coco['annotations'].append(
+            dict(id=ann_id, image_id=img_id, category_id=obj['label'] + 1,
+                 bbox=[x1, y1, x2 - x1, y2 - y1],
+                 area=(x2 - x1) * (y2 - y1), iscrowd=obj['difficult']))
+    return ann_id
+
+
 def _write_split(voc: str, rng, spec: SyntheticSpec, count: int,
                  img_id: int, ann_id: int) -> Tuple[dict, int, int]:
     """Draw ``count`` images with ``rng``; write each with its VOC XML
     under ``voc``. Returns the split's COCO dict and the last image and
-    annotation ids (the ids run on across splits)."""
+    annotation ids (the ids run on across splits).
+
+    The random stream is sequential, so the scenes are drawn in order in
+    this thread; blurring, encoding and writing them (which release the
+    GIL) run in a second thread meanwhile, a few images behind."""
     categories = [
         dict(id=i + 1, name=name, supercategory='shape')
         for i, name in enumerate(SYNTHETIC_CLASSES)
     ]
     coco = dict(images=[], annotations=[], categories=categories)
-    for _ in range(count):
-        img_id += 1
-        name = f'{img_id:06d}'
-        img, objects = _make_image(rng, spec)
-        w, h = img.size
-        img.save(osp.join(voc, 'JPEGImages', name + '.jpg'), quality=95)
-        with open(osp.join(voc, 'Annotations', name + '.xml'), 'wb') as f:
-            f.write(_voc_xml(name + '.jpg', w, h, objects))
-        coco['images'].append(
-            dict(id=img_id, file_name=name + '.jpg', width=w, height=h))
-        for obj in objects:
-            ann_id += 1
-            x1, y1, x2, y2 = obj['bbox']
-            coco['annotations'].append(
-                dict(id=ann_id, image_id=img_id,
-                     category_id=obj['label'] + 1,
-                     bbox=[x1, y1, x2 - x1, y2 - y1],
-                     area=(x2 - x1) * (y2 - y1), iscrowd=obj['difficult']))
+    pending: Deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for _ in range(count):
+            img_id += 1
+            name = f'{img_id:06d}'
+            img, objects, blur = _make_image(rng, spec)
+            pending.append(
+                writer.submit(_write_image, voc, name, img, blur, objects))
+            if len(pending) > 4:  # bounds the images held in memory
+                pending.popleft().result()
+            ann_id = _add_to_coco(coco, img_id, ann_id, name + '.jpg',
+                                  img.size, objects)
+        for future in pending:
+            future.result()  # raises what a write raised
     return coco, img_id, ann_id
 
 

@@ -32,6 +32,64 @@ def test_deterministic(root, tmp_path):
                            shallow=False)
 
 
+def test_the_set_every_figure_was_measured_on():
+    """The generator's output is pinned: the documented figures were all
+    measured on this set, so making the generator faster must not change
+    it. Pixels are pinned before the JPEG encoder (a Pillow release may
+    encode differently), the annotations as written."""
+    import hashlib
+
+    import numpy as np
+
+    from mmdssd.datasets import synthetic
+    rng = np.random.default_rng(0)
+    pixels = hashlib.sha256()
+    for _ in range(8):
+        img, objects, blur = synthetic._make_image(rng, SyntheticSpec())
+        pixels.update(img.tobytes())
+        pixels.update(json.dumps([img.size, blur, objects]).encode())
+    assert pixels.hexdigest() == ('76df989349073dfa5448ecc37d41a037'
+                                  '39959b66642296bc4864e0d918092dc7')
+
+
+def test_the_annotations_every_figure_was_measured_on(tmp_path):
+    import hashlib
+    generate_synthetic_dataset(
+        str(tmp_path), SyntheticSpec(num_trainval=12, num_test=4, seed=0))
+    digests = {
+        split: hashlib.sha256(
+            (tmp_path / 'annotations' /
+             f'instances_{split}.json').read_bytes()).hexdigest()
+        for split in ('trainval', 'test')
+    }
+    assert digests == dict(
+        trainval='fad215be844ea36eb9e035ee30b46b62'
+        '38aaf817d43a33996932f157875694e5',
+        test='e1a2ae5db99af79ea9e909ffb64aec5e'
+        '525c51229eee62303487fb3558436a46')
+
+
+def test_a_failed_write_raises_and_leaves_no_stamp(tmp_path, monkeypatch):
+    """Images are written in a second thread: what it raises reaches the
+    caller, and the set is not stamped complete (the next call writes it
+    again)."""
+    from PIL import Image
+
+    def full_disk(self, path, *args, **kwargs):
+        if str(path).endswith('000005.jpg'):
+            raise OSError(28, 'No space left on device', str(path))
+        return save(self, path, *args, **kwargs)
+
+    save = Image.Image.save
+    monkeypatch.setattr(Image.Image, 'save', full_disk)
+    with pytest.raises(OSError, match='000005.jpg'):
+        generate_synthetic_dataset(str(tmp_path), SPEC)
+    assert not (tmp_path / 'SPEC.json').exists()
+    monkeypatch.undo()
+    generate_synthetic_dataset(str(tmp_path), SPEC)
+    assert (tmp_path / 'SPEC.json').exists()
+
+
 def test_voc_layout_reads_in_mmdet(root):
     ds = VOCDataset(
         data_root=str(root / 'VOCdevkit') + '/',
