@@ -248,12 +248,14 @@ def test_ablation_two_stage_on_own_data_with_one_shared_ssd(tmp_path):
 
 
 def test_train_step_variants_prints_every_variant(tmp_path):
+    """Every variant builds, steps and has its row: one timed step each,
+    no warm-up (the table's form is tested here, not its timings)."""
     from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
     generate_synthetic_dataset(str(tmp_path / 'data'),
                                SyntheticSpec(num_trainval=16, num_test=8))
     out = run([
         PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), '--data-root',
-        tmp_path / 'data', '--rounds', '1', '--steps', '1'
+        tmp_path / 'data', '--rounds', '1', '--steps', '1', '--warmup', '0'
     ])
     names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
              'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',

@@ -69,6 +69,9 @@ def parse_args() -> argparse.Namespace:
                         help='turns per variant')
     parser.add_argument('--steps', type=int, default=10,
                         help='timed steps per turn')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed steps of a variant before each of its '
+                        'turns, which re-warm its caches (default: 2)')
     parser.add_argument('--variants', nargs='+', choices=VARIANTS,
                         default=list(DEFAULT_VARIANTS),
                         help='variants to time (default: all but '
@@ -200,11 +203,10 @@ def _time_variants(base, args) -> dict:
         if timed:
             faults[name].append((minor_page_faults() - before) / count)
 
-    # two steps of a variant before each timed turn re-warm its caches
     times = time_in_turns(
         {k: lambda k=k: steps(k, args.steps) for k in arms},
         args.rounds,
-        prepare={k: lambda k=k: steps(k, 2, False) for k in arms})
+        prepare={k: lambda k=k: steps(k, args.warmup, False) for k in arms})
     results = {}
     for name, arm in arms.items():
         results[name] = dict(step_s=statistics.median(times[name]) /
