@@ -100,7 +100,8 @@ class SyntheticSpec:
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """A smooth two-colour gradient with mild noise, ``(h, w, 3)`` uint8.
+    """A smooth two-colour gradient with mild noise, as uint8 channel
+    planes ``(3, h, w)``.
 
     The arithmetic is that of full float grids, element for element (so
     the images stay byte-identical), done where it is cheaper: the
@@ -120,15 +121,15 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         plane += t * b
     planes += rng.normal(0, 6, size=(h, w, 3)).transpose(2, 0, 1)
     np.clip(planes, 0, 255, out=planes)
-    return np.ascontiguousarray(planes.astype(np.uint8).transpose(1, 2, 0))
+    return planes.astype(np.uint8)
 
 
-def _channel_means(img: np.ndarray) -> np.ndarray:
-    """``img.reshape(-1, 3).mean(0)`` to the last bit, without its
-    strided float64 reduction: a sum of uint8 values is exact in any
-    order, and a channel plane sums contiguously."""
-    planes = np.ascontiguousarray(img.transpose(2, 0, 1)).reshape(3, -1)
-    return planes.sum(1, dtype=np.int64) / planes.shape[1]
+def _channel_means(planes: np.ndarray) -> np.ndarray:
+    """The mean of each uint8 channel plane, equal to the last bit to
+    NumPy's ``mean`` of the interleaved image: a sum of uint8 values is
+    exact in any order, and a plane sums contiguously."""
+    flat = planes.reshape(len(planes), -1)
+    return flat.sum(1, dtype=np.int64) / flat.shape[1]
 
 
 def _contrasting_colour(rng: np.random.Generator,
@@ -209,7 +210,7 @@ def _make_image(rng: np.random.Generator,
     w, h = (int(round(spec.img_size * j)) for j in jitter)
     background = _background(rng, w, h)
     bg_mean = _channel_means(background)
-    img = Image.fromarray(background)
+    img = Image.fromarray(np.ascontiguousarray(background.transpose(1, 2, 0)))
     draw = ImageDraw.Draw(img)
     _draw_clutter(rng, draw, w, h, spec.clutter)
 
