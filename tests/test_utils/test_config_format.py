@@ -31,9 +31,12 @@ def test_pretty_text_is_what_mmengine_alone_writes():
     (the formatting unchanged), and after the config changes (not the
     text remembered before)."""
     path = f'{CONFIGS}/dssd_r101_voc.py'
+    # the config's custom_imports would import mmdssd: not followed there
     bare = subprocess.run(
         [sys.executable, '-c', 'import sys; from mmengine.config import '
-         f'Config; sys.stdout.write(Config.fromfile({path!r}).pretty_text)'],
+         f'Config; cfg = Config.fromfile({path!r}, import_custom_modules='
+         "False); assert 'mmdssd' not in sys.modules; "
+         'sys.stdout.write(cfg.pretty_text)'],
         capture_output=True, text=True, timeout=300, check=True).stdout
     cfg = Config.fromfile(path)
     assert config_module.FormatCode.remembers_results
