@@ -6,17 +6,18 @@ from typing import Callable
 def _remember_formatting(format_code: Callable) -> Callable:
     """``format_code`` (yapf's ``FormatCode``, a pure function of the text
     and the style) with its last results kept."""
-    results = {}
+
+    @functools.lru_cache(maxsize=8)  # a process formats one or two configs
+    def cached(text, style_items, kwargs_items):
+        style = dict(style_items) if isinstance(style_items, tuple) else \
+            style_items
+        return format_code(text, style_config=style, **dict(kwargs_items))
 
     @functools.wraps(format_code)
     def remembered(text, style_config=None, **kwargs):
-        key = (text, repr(style_config), repr(sorted(kwargs.items())))
-        if key not in results:
-            if len(results) >= 8:  # a process formats one or two configs
-                results.clear()
-            results[key] = format_code(text, style_config=style_config,
-                                       **kwargs)
-        return results[key]
+        style_items = (tuple(sorted(style_config.items())) if isinstance(
+            style_config, dict) else style_config)
+        return cached(text, style_items, tuple(sorted(kwargs.items())))
 
     remembered.remembers_results = True
     return remembered
