@@ -3,8 +3,9 @@
 :class:`EndToEndDetector` wraps a trained single-stage detector (any mmdssd
 config, or stock MMDetection SSD) so that one traced graph does what
 ``model.predict`` does: normalisation, the network, box decoding, the
-per-level ``nms_pre`` selection, the score threshold, class-wise NMS and
-the ``max_per_img`` cut. It reproduces MMDetection's
+per-level ``nms_pre`` selection, the score threshold, class-wise NMS,
+the ``max_per_img`` cut and, where the head's ``test_cfg`` has one, the
+``cross_class_decay`` of :class:`~mmdssd.models.DSSDHead`. It reproduces MMDetection's
 ``BaseDenseHead._predict_by_feat_single`` + ``_bbox_post_process`` step by
 step (not MMDeploy's approximation of it), so the exported model gives the
 same detections; only the rescale to the original image size is left to
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 from mmcv.utils import ext_loader
 from torch import Tensor, nn
+
+from ..models.layers import cross_class_decay
 
 
 class UnsupportedExportError(ValueError):
@@ -141,6 +144,9 @@ class EndToEndDetector(nn.Module):
         self.iou_thr = float(cfg.nms.get('iou_threshold', 0.5))
         self.max_per_img = int(cfg.get('max_per_img', 100))
         self.check_size = cfg.get('min_bbox_size', -1) >= 0
+        decay = cfg.get('cross_class_decay')
+        self.decay = None if not decay else {
+            k: float(v) for k, v in dict(decay).items()}
         self.num_classes = head.num_classes
         self.use_sigmoid = bool(head.use_sigmoid_cls)
         coder = head.bbox_coder
@@ -238,9 +244,18 @@ class EndToEndDetector(nn.Module):
         best, slot = torch.cat([table, pad], 1).topk(self.max_per_img, dim=1)
         slot_box = torch.cat([box, box.new_zeros(self.max_per_img)])[slot]
         valid = best > 0
+        best = best.clamp(min=0)  # empty slots: score 0, decaying nothing
         out_boxes = boxes.gather(1, slot_box.unsqueeze(-1).expand(-1, -1, 4))
         out_labels = labels.gather(1, slot_box)
-        dets = torch.cat([out_boxes, best.clamp(min=0).unsqueeze(-1)], -1)
+        if self.decay is not None:
+            best, order = cross_class_decay(out_boxes, best, out_labels,
+                                            **self.decay).topk(
+                                                self.max_per_img, dim=1)
+            out_boxes = out_boxes.gather(
+                1, order.unsqueeze(-1).expand(-1, -1, 4))
+            out_labels = out_labels.gather(1, order)
+            valid = valid.gather(1, order)
+        dets = torch.cat([out_boxes, best.unsqueeze(-1)], -1)
         dets = dets * valid.unsqueeze(-1).float()
         out_labels = torch.where(valid, out_labels,
                                  torch.full_like(out_labels, -1))

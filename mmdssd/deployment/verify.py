@@ -211,6 +211,7 @@ def _candidates_cfg(head, score_atol: float):
     cfg = head.test_cfg
     wide = copy.deepcopy(cfg)
     wide.nms = None
+    wide.pop('cross_class_decay', None)
     wide.max_per_img = 10**9
     if cfg.get('nms_pre', -1) > 0:
         wide.nms_pre = 2 * cfg.nms_pre
@@ -220,6 +221,28 @@ def _candidates_cfg(head, score_atol: float):
         yield
     finally:
         head.test_cfg = cfg
+
+
+def _decay_candidates(model, images: List[str], pool: List[InstanceData],
+                      decay: dict) -> None:
+    """Give the candidates the scores the head's cross-class decay would:
+    each is decayed by the detections the model keeps before the decay,
+    as a kept one is."""
+    from mmdet.apis import inference_detector
+
+    from ..models.layers import cross_class_decay
+    cfg = model.bbox_head.test_cfg
+    model.bbox_head.test_cfg = copy.deepcopy(cfg)
+    model.bbox_head.test_cfg.pop('cross_class_decay')
+    try:
+        plain = [r.pred_instances for r in inference_detector(model, images)]
+    finally:
+        model.bbox_head.test_cfg = cfg
+    for candidates, kept in zip(pool, plain):
+        candidates.scores = cross_class_decay(
+            candidates.bboxes, candidates.scores, candidates.labels,
+            ref_bboxes=kept.bboxes, ref_scores=kept.scores,
+            ref_labels=kept.labels, **decay)
 
 
 def reference_detections(
@@ -232,6 +255,9 @@ def reference_detections(
     kept = [r.pred_instances for r in inference_detector(model, images)]
     with _candidates_cfg(model.bbox_head, score_atol):
         pool = [r.pred_instances for r in inference_detector(model, images)]
+    decay = model.bbox_head.test_cfg.get('cross_class_decay')
+    if decay:
+        _decay_candidates(model, images, pool, decay)
     nms = model.bbox_head.test_cfg.get('nms') or {}
     if nms.get('type', 'nms') == 'nms' and 'iou_threshold' in nms:
         for p in pool:

@@ -79,6 +79,28 @@ def test_check_catches_a_different_nms(exported_tiny, trained_tiny,
     assert report.label_mismatches == report.count_mismatches == 0
 
 
+def test_cross_class_decay_is_exported(trained_tiny, data_cwd, tmp_path):
+    """With the head's cross-class decay on, the graph gives PyTorch's
+    decayed and re-ranked detections, on images where the decay changes
+    some scores."""
+    from mmdet.apis import inference_detector, init_detector
+    checkpoint = str(trained_tiny / 'epoch_2.pth')
+    cfg = _tiny_cfg(data_cwd)
+    images = first_test_images(cfg, 8)
+    plain = inference_detector(init_detector(cfg, checkpoint, device='cpu'),
+                               images)
+    cfg.model.test_cfg.cross_class_decay = dict(iou_threshold=0.3,
+                                                factor=0.5)
+    decayed = inference_detector(
+        init_detector(cfg, checkpoint, device='cpu'), images)
+    assert any(not torch.equal(p.pred_instances.scores.sort()[0],
+                               d.pred_instances.scores.sort()[0])
+               for p, d in zip(plain, decayed))
+    out = export_onnx(cfg, checkpoint, str(tmp_path / 'decay.onnx'))
+    report = compare_with_pytorch(cfg, checkpoint, out, images=images)
+    assert report.equal and report.num_dets > 0, str(report)
+
+
 def test_dynamic_batch_gives_per_image_results(exported_tiny, trained_tiny):
     """A batch of 3 gives each image PyTorch's detections, as each image
     alone does (up to swaps of tied scores, which either may break

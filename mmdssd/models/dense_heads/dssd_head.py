@@ -1,4 +1,5 @@
-"""DSSD head: prediction modules + SSD predictors + batched SSD loss."""
+"""DSSD head: prediction modules + SSD predictors + batched SSD loss (and
+an optional cross-class score decay after NMS)."""
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -8,11 +9,14 @@ from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import CrossEntropyLoss, smooth_l1_loss
 from mmdet.models.task_modules.samplers import PseudoSampler
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (ConfigType, InstanceList, MultiConfig, OptConfigType,
                          OptInstanceList)
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..layers import PredictionModule
+from ..layers import PredictionModule, check_decay_cfg, cross_class_decay
 from ..losses import MapCrossEntropyLoss
 from ..task_modules.assigners import BatchMaxIoUAssigner
 
@@ -60,7 +64,12 @@ class DSSDHead(SSDHead):
         reg_decoded_bbox (bool): Regress decoded boxes. Defaults to False.
         train_cfg (dict, optional): SSD training config (assigner,
             ``neg_pos_ratio``, ``smoothl1_beta``...).
-        test_cfg (dict, optional): Test config (NMS...).
+        test_cfg (dict, optional): Test config (NMS...). Besides SSD's,
+            ``cross_class_decay=dict(iou_threshold=t, factor=f)`` multiplies
+            by ``f`` the score of a detection that a better-scored one of
+            another class overlaps by more than ``t``, after NMS, and
+            ranks the detections again (see
+            :func:`~mmdssd.models.layers.cross_class_decay`).
         init_cfg (dict or list[dict], optional): Initialization config.
     """
 
@@ -114,6 +123,7 @@ class DSSDHead(SSDHead):
             raise ValueError(
                 f'bg_prior_prob must be in (0, 1), got {bg_prior_prob}')
         self.bg_prior_prob = bg_prior_prob
+        check_decay_cfg((test_cfg or {}).get('cross_class_decay'))
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
@@ -381,3 +391,23 @@ class DSSDHead(SSDHead):
                         sizes, flag_key[2], device))
             flags.append(cache[flag_key])
         return cache[key], torch.stack(flags)
+
+    # ------------------------------------------------------------- predict
+    def _bbox_post_process(self,
+                           results: InstanceData,
+                           cfg: ConfigDict,
+                           rescale: bool = False,
+                           with_nms: bool = True,
+                           img_meta: Optional[dict] = None) -> InstanceData:
+        """MMDetection's post-processing (rescale, NMS, ``max_per_img``),
+        then the ``cross_class_decay`` of ``cfg`` where it has one: the
+        decayed scores, best first."""
+        results = super()._bbox_post_process(results, cfg, rescale,
+                                             with_nms, img_meta)
+        decay = cfg.get('cross_class_decay')
+        if not (with_nms and decay) or len(results) < 2:
+            return results
+        results.scores = cross_class_decay(
+            get_box_tensor(results.bboxes), results.scores, results.labels,
+            **decay)
+        return results[results.scores.argsort(descending=True, stable=True)]

@@ -182,6 +182,33 @@ def test_predict_returns_boxes():
     assert len(results[0].bboxes) == 20
 
 
+def test_cross_class_decay_lowers_covered_boxes_and_reranks():
+    """Same weights and inputs: with the decay, each detection keeps its
+    box and label, its score is halved exactly where a better detection
+    of another class overlaps it by more than 0.3, and the list is best
+    first again; without, it is MMDetection's post-processing."""
+    from mmdssd.models.layers import box_iou
+    torch.manual_seed(0)
+    head = make_head().eval()
+    head.test_cfg.max_per_img = 100
+    cls, reg = head(feats(head, batch=1))
+    plain = head.predict_by_feat(cls, reg, batch_img_metas=metas(1))[0]
+    head.test_cfg.cross_class_decay = dict(iou_threshold=0.3, factor=0.5)
+    decayed = head.predict_by_feat(cls, reg, batch_img_metas=metas(1))[0]
+    iou = box_iou(plain.bboxes, plain.bboxes)
+    covered = ((iou > 0.3) & (plain.labels[:, None] != plain.labels) &
+               (plain.scores > plain.scores[:, None])).any(1)
+    assert 0 < covered.sum() < len(plain)  # the test sees both cases
+    expected = torch.where(covered, plain.scores / 2, plain.scores)
+    order = expected.argsort(descending=True, stable=True)
+    torch.testing.assert_close(decayed.scores, expected[order])
+    assert torch.equal(decayed.bboxes, plain.bboxes[order])
+    assert torch.equal(decayed.labels, plain.labels[order])
+    with pytest.raises(ValueError, match='cross_class_decay.factor'):
+        make_head(test_cfg=dict(cross_class_decay=dict(iou_threshold=0.3,
+                                                       factor=2)))
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match='prediction module variant'):
         make_head(prediction_module='e')
