@@ -4,8 +4,8 @@
 config, or stock MMDetection SSD) so that one traced graph does what
 ``model.predict`` does: normalisation, the network, box decoding, the
 per-level ``nms_pre`` selection, the score threshold, class-wise NMS,
-the ``max_per_img`` cut and, where the head's ``test_cfg`` has one, the
-``cross_class_decay`` of :class:`~mmdssd.models.DSSDHead`. It reproduces MMDetection's
+the ``max_per_img`` cut and, where a :class:`~mmdssd.models.DSSDHead`'s
+``test_cfg`` has one, its ``cross_class_decay``. It reproduces MMDetection's
 ``BaseDenseHead._predict_by_feat_single`` + ``_bbox_post_process`` step by
 step (not MMDeploy's approximation of it), so the exported model gives the
 same detections; only the rescale to the original image size is left to
@@ -18,6 +18,7 @@ import torch
 from mmcv.utils import ext_loader
 from torch import Tensor, nn
 
+from ..models.dense_heads import DSSDHead
 from ..models.layers import cross_class_decay
 
 
@@ -144,7 +145,9 @@ class EndToEndDetector(nn.Module):
         self.iou_thr = float(cfg.nms.get('iou_threshold', 0.5))
         self.max_per_img = int(cfg.get('max_per_img', 100))
         self.check_size = cfg.get('min_bbox_size', -1) >= 0
-        decay = cfg.get('cross_class_decay')
+        # only our head applies it; another head ignores the key
+        decay = (cfg.get('cross_class_decay')
+                 if isinstance(head, DSSDHead) else None)
         self.decay = None if not decay else {
             k: float(v) for k, v in dict(decay).items()}
         self.num_classes = head.num_classes

@@ -67,8 +67,9 @@ class DSSDHead(SSDHead):
         test_cfg (dict, optional): Test config (NMS...). Besides SSD's,
             ``cross_class_decay=dict(iou_threshold=t, factor=f)`` multiplies
             by ``f`` the score of a detection that a better-scored one of
-            another class overlaps by more than ``t``, after NMS, and
-            ranks the detections again (see
+            another class overlaps by more than ``t``, after NMS (not
+            where NMS is left to test-time augmentation), and ranks the
+            detections again (see
             :func:`~mmdssd.models.layers.cross_class_decay`).
         init_cfg (dict or list[dict], optional): Initialization config.
     """
