@@ -1,5 +1,4 @@
-from .cross_class_decay import (box_iou, check_decay_cfg,
-                                cross_class_decay)
+from .cross_class_decay import check_decay_cfg, cross_class_decay
 from .deconvolution_module import DeconvolutionModule
 from .extra_res_block import ExtraResBlock
 from .one_value_safe_bn import OneValueSafeBN
@@ -7,5 +6,5 @@ from .prediction_module import PredictionModule
 
 __all__ = [
     'DeconvolutionModule', 'ExtraResBlock', 'OneValueSafeBN',
-    'PredictionModule', 'box_iou', 'check_decay_cfg', 'cross_class_decay'
+    'PredictionModule', 'check_decay_cfg', 'cross_class_decay'
 ]

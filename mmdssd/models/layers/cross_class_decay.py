@@ -10,23 +10,8 @@ decay keeps both and lowers the doubtful one.
 from typing import Optional
 
 import torch
+from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
-
-
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of each box of ``a`` ``(..., n, 4)`` with each box of ``b``
-    ``(..., m, 4)``, both ``x1, y1, x2, y2``: ``(..., n, m)``.
-
-    Tensor arithmetic only (it traces to ONNX), with MMDetection's
-    ``bbox_overlaps`` guard of 1e-6 on the union.
-    """
-    lt = torch.max(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.min(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).prod(-1)
-    union = area_a[..., :, None] + area_b[..., None, :] - inter
-    return inter / union.clamp(min=1e-6)
 
 
 def check_decay_cfg(decay: Optional[dict]) -> None:
@@ -77,7 +62,7 @@ def cross_class_decay(bboxes: Tensor,
     """
     if ref_bboxes is None:
         ref_bboxes, ref_scores, ref_labels = bboxes, scores, labels
-    covered = ((box_iou(bboxes, ref_bboxes) > iou_threshold)
+    covered = ((bbox_overlaps(bboxes, ref_bboxes) > iou_threshold)
                & (labels[..., :, None] != ref_labels[..., None, :])
                & (ref_scores[..., None, :] > scores[..., :, None])).any(-1)
     return torch.where(covered, scores * factor, scores)

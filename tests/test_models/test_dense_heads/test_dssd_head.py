@@ -187,7 +187,7 @@ def test_cross_class_decay_lowers_covered_boxes_and_reranks():
     box and label, its score is halved exactly where a better detection
     of another class overlaps it by more than 0.3, and the list is best
     first again; without, it is MMDetection's post-processing."""
-    from mmdssd.models.layers import box_iou
+    from mmdet.structures.bbox import bbox_overlaps
     torch.manual_seed(0)
     head = make_head().eval()
     head.test_cfg.max_per_img = 100
@@ -195,7 +195,7 @@ def test_cross_class_decay_lowers_covered_boxes_and_reranks():
     plain = head.predict_by_feat(cls, reg, batch_img_metas=metas(1))[0]
     head.test_cfg.cross_class_decay = dict(iou_threshold=0.3, factor=0.5)
     decayed = head.predict_by_feat(cls, reg, batch_img_metas=metas(1))[0]
-    iou = box_iou(plain.bboxes, plain.bboxes)
+    iou = bbox_overlaps(plain.bboxes, plain.bboxes)
     covered = ((iou > 0.3) & (plain.labels[:, None] != plain.labels) &
                (plain.scores > plain.scores[:, None])).any(1)
     assert 0 < covered.sum() < len(plain)  # the test sees both cases

@@ -1,8 +1,7 @@
 import pytest
 import torch
-from mmdet.structures.bbox import bbox_overlaps
 
-from mmdssd.models.layers import box_iou, check_decay_cfg, cross_class_decay
+from mmdssd.models.layers import check_decay_cfg, cross_class_decay
 
 
 def _boxes():
@@ -13,15 +12,6 @@ def _boxes():
     scores = torch.tensor([0.9, 0.6, 0.5, 0.95])
     labels = torch.tensor([0, 1, 0, 1])
     return bboxes, scores, labels
-
-
-def test_box_iou_is_mmdets_bbox_overlaps():
-    gen = torch.Generator().manual_seed(0)
-    a = torch.rand(2, 7, 4, generator=gen) * 50
-    b = torch.rand(2, 5, 4, generator=gen) * 50
-    a[..., 2:] += a[..., :2]
-    b[..., 2:] += b[..., :2]
-    torch.testing.assert_close(box_iou(a, b), bbox_overlaps(a, b))
 
 
 def test_only_a_better_box_of_another_class_decays():
