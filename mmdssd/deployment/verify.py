@@ -204,23 +204,34 @@ def compare_results(a: Sequence[InstanceData],
 
 
 @contextmanager
-def _candidates_cfg(head, score_atol: float):
-    """The head's test_cfg without NMS or caps, twice its ``nms_pre`` and
-    ``score_atol`` under its ``score_thr``: every detection a runtime may
-    keep when scores tie at a cut."""
+def _test_cfg(head, drop: Sequence[str] = (), **changes):
+    """The head's test_cfg without the keys ``drop`` and with ``changes``
+    while the block runs."""
     cfg = head.test_cfg
-    wide = copy.deepcopy(cfg)
-    wide.nms = None
-    wide.pop('cross_class_decay', None)
-    wide.max_per_img = 10**9
-    if cfg.get('nms_pre', -1) > 0:
-        wide.nms_pre = 2 * cfg.nms_pre
-    wide.score_thr = max(cfg.get('score_thr', 0.0) - score_atol, 0.0)
-    head.test_cfg = wide
+    changed = copy.deepcopy(cfg)
+    for key in drop:
+        changed.pop(key, None)
+    changed.update(changes)
+    head.test_cfg = changed
     try:
         yield
     finally:
         head.test_cfg = cfg
+
+
+def _candidates_cfg(head, score_atol: float):
+    """The head's test_cfg without NMS, the decay or caps, twice its
+    ``nms_pre`` and ``score_atol`` under its ``score_thr``: every detection
+    a runtime may keep when scores tie at a cut."""
+    cfg = head.test_cfg
+    nms_pre = cfg.get('nms_pre', -1)
+    return _test_cfg(
+        head,
+        drop=('cross_class_decay', ),
+        nms=None,
+        max_per_img=10**9,
+        nms_pre=2 * nms_pre if nms_pre > 0 else nms_pre,
+        score_thr=max(cfg.get('score_thr', 0.0) - score_atol, 0.0))
 
 
 def _decay_candidates(model, images: List[str], pool: List[InstanceData],
@@ -231,13 +242,8 @@ def _decay_candidates(model, images: List[str], pool: List[InstanceData],
     from mmdet.apis import inference_detector
 
     from ..models.layers import cross_class_decay
-    cfg = model.bbox_head.test_cfg
-    model.bbox_head.test_cfg = copy.deepcopy(cfg)
-    model.bbox_head.test_cfg.pop('cross_class_decay')
-    try:
+    with _test_cfg(model.bbox_head, drop=('cross_class_decay', )):
         plain = [r.pred_instances for r in inference_detector(model, images)]
-    finally:
-        model.bbox_head.test_cfg = cfg
     for candidates, kept in zip(pool, plain):
         candidates.scores = cross_class_decay(
             candidates.bboxes, candidates.scores, candidates.labels,
