@@ -1,7 +1,7 @@
 """Measure a detector config: size, FLOPs, latency, train step, memory."""
 import copy
 import resource
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -71,10 +71,29 @@ def _inference_fns(model, batch: dict, precision: str = 'fp32'):
     return infer, forward
 
 
-def batch_norm_share(fn, device: str) -> float:
-    """Share of operator time spent in BatchNorm during ``fn()`` (profiler:
-    self time of ``*batch_norm*`` ops over all ops; device time on CUDA).
-    Folding BN can save at most about this share."""
+# a training step's operator groups, first match wins: the convolutions'
+# kernels are the floor of a step's cost, the rest is what could be removed
+STEP_OP_GROUPS = (
+    ('conv backward', lambda key: 'conv' in key and 'backward' in key),
+    ('conv forward', lambda key: 'conv' in key),
+    ('batch norm', lambda key: 'batch_norm' in key),
+)
+
+
+def op_time_shares(fn: Callable[[], None], device: str,
+                   groups: Sequence[Tuple[str, Callable[[str], bool]]]
+                   ) -> Dict[str, float]:
+    """Shares of operator self time during ``fn()`` by group.
+
+    Args:
+        fn (callable): What to profile, called once.
+        device (str): ``'cuda'`` counts device time, else CPU time.
+        groups (sequence): ``(name, match)`` pairs; an operator counts in
+            the first group whose ``match`` accepts its lower-cased name.
+
+    Returns:
+        dict: Each group's share of the total, and ``'other'``.
+    """
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU]
     attr = 'self_cpu_time_total'
@@ -83,10 +102,22 @@ def batch_norm_share(fn, device: str) -> float:
         attr = 'self_device_time_total'
     with profile(activities=activities) as prof:
         fn()
-    events = prof.key_averages()
-    total = sum(getattr(e, attr) for e in events)
-    bn = sum(getattr(e, attr) for e in events if 'batch_norm' in e.key)
-    return bn / total if total else 0.
+    times = dict.fromkeys([name for name, _ in groups] + ['other'], 0.)
+    for event in prof.key_averages():
+        key = event.key.lower()
+        name = next((n for n, match in groups if match(key)), 'other')
+        times[name] += getattr(event, attr)
+    total = sum(times.values())
+    return {name: t / total if total else 0. for name, t in times.items()}
+
+
+def batch_norm_share(fn: Callable[[], None], device: str) -> float:
+    """Share of operator time spent in BatchNorm during ``fn()`` (self time
+    of ``*batch_norm*`` ops over all ops; device time on CUDA). Folding BN
+    can save at most about this share."""
+    return op_time_shares(
+        fn, device,
+        (('batch norm', lambda key: 'batch_norm' in key), ))['batch norm']
 
 
 def benchmark_config(name: str,
@@ -97,7 +128,8 @@ def benchmark_config(name: str,
                      train_steps: int = 3,
                      fuse_conv_bn: bool = False,
                      flops: bool = True,
-                     precision: str = 'fp32') -> Dict:
+                     precision: str = 'fp32',
+                     profile_step: bool = False) -> Dict:
     """Benchmark one config with random weights (no download).
 
     Args:
@@ -120,12 +152,16 @@ def benchmark_config(name: str,
             passes and the loss under bfloat16 autocast (as
             :class:`~mmdssd.engine.CPUAmpOptimWrapper` trains; emulated,
             and slow, where the CPU has no native bf16).
+        profile_step (bool): Also profile one more training step:
+            ``train_step_profile``, the operator self time's shares
+            (:func:`op_time_shares` over :data:`STEP_OP_GROUPS`).
 
     Returns:
         dict: ``params``, ``flops``, ``input_size``, ``latency``,
         ``forward`` (and ``*_fused``), ``train_step`` (seconds:
-        median/min/max) and ``peak_mem_mb`` (CPU: peak RSS of this
-        process; CUDA: max allocated).
+        median/min/max), ``train_step_profile`` if asked for, and
+        ``peak_mem_mb`` (CPU: peak RSS of this process; CUDA: max
+        allocated).
     """
     import mmdssd  # noqa: F401
     from mmdet.registry import MODELS
@@ -145,19 +181,24 @@ def benchmark_config(name: str,
         params=sum(p.numel() for p in model.parameters()))
     if train_steps > 0:
         result['train_batch'] = train_batch
+        step, optimizer = _train_step(model, size, train_batch, precision)
         result['train_step'] = summarize(
-            _train_step_times(model, size, train_batch, train_steps, sync,
-                              precision))
+            time_calls(step, train_steps, warmup=1, sync=sync))
+        if profile_step:
+            result['train_step_profile'] = op_time_shares(
+                step, device, STEP_OP_GROUPS)
+        optimizer.zero_grad(set_to_none=True)
     result.update(
         _inference_figures(model, size, device, warmup, repeat, sync,
                            fuse_conv_bn, flops, precision))
     return result
 
 
-def _train_step_times(model, size: tuple, batch: int, steps: int, sync,
-                      precision: str = 'fp32') -> List[float]:
-    """Seconds of ``steps`` training steps (forward, loss, backward, SGD
-    update) on one fixed batch of random images, after one untimed."""
+def _train_step(model, size: tuple, batch: int,
+                precision: str = 'fp32') -> Tuple[Callable[[], None],
+                                                  torch.optim.Optimizer]:
+    """A training step (forward, loss, backward, SGD update) on one fixed
+    batch of random images, and its optimiser."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
@@ -179,9 +220,7 @@ def _train_step_times(model, size: tuple, batch: int, steps: int, sync,
         loss.backward()
         opt.step()
 
-    times = time_calls(step, steps, warmup=1, sync=sync)
-    opt.zero_grad(set_to_none=True)
-    return times
+    return step, opt
 
 
 def _inference_figures(model, size: tuple, device: str, warmup: int,
@@ -270,4 +309,24 @@ def format_table(results: List[Dict]) -> str:
             f"| {folded(r, 'latency')} | {secs(r, 'train_step')} "
             f"| {ratio(r, 'train_step')} | {step_cost(r)} "
             f"| {r.get('precision', 'fp32')} | {r['peak_mem_mb']:.0f} |")
+    return '\n'.join(lines)
+
+
+def format_step_profiles(results: List[Dict]) -> str:
+    """One line per result with a ``train_step_profile``: the step's
+    operator time by group, and the convolutions' backward over their
+    forward (about 2 where the backward costs what the arithmetic says)."""
+    lines = []
+    for r in results:
+        shares = r.get('train_step_profile')
+        if not shares:
+            continue
+        parts = ', '.join(f'{name} {100 * share:.1f}%'
+                          for name, share in shares.items())
+        forward = shares.get('conv forward', 0.)
+        if forward:
+            parts += (f"; conv backward {shares['conv backward'] / forward:.2f}"
+                      'x conv forward')
+        lines.append(f"{r['config']} ({r.get('precision', 'fp32')}) "
+                     f'training step, operator self time: {parts}')
     return '\n'.join(lines)

@@ -1,7 +1,11 @@
-"""benchmark_config in both precisions, and the table's step-cost column."""
+"""benchmark_config in both precisions, the table's step-cost column, and
+the training step's profile."""
 import pytest
+import torch
 
-from mmdssd.benchmark import benchmark_config, format_table
+from mmdssd.benchmark import (benchmark_config, format_step_profiles,
+                              format_table)
+from mmdssd.benchmark.model_benchmark import STEP_OP_GROUPS, op_time_shares
 
 from ..conftest import TINY
 
@@ -45,3 +49,39 @@ def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="'fp32' or 'bf16'"):
         benchmark_config(TINY, device='cpu', warmup=0, repeat=1,
                          train_steps=1, flops=False, precision='fp16')
+
+
+def _conv_step(norm: bool):
+    layers = [torch.nn.Conv2d(3, 8, 3)]
+    layers += [torch.nn.BatchNorm2d(8)] if norm else []
+    model = torch.nn.Sequential(*layers, torch.nn.ReLU())
+    x = torch.rand(2, 3, 32, 32)
+    return lambda: model(x).sum().backward()
+
+
+def test_op_time_shares_groups_a_training_step():
+    shares = op_time_shares(_conv_step(norm=True), 'cpu', STEP_OP_GROUPS)
+    assert list(shares) == ['conv backward', 'conv forward', 'batch norm',
+                            'other']
+    assert sum(shares.values()) == pytest.approx(1)
+    assert all(shares[k] > 0 for k in ('conv backward', 'conv forward',
+                                       'batch norm'))
+    without_bn = op_time_shares(_conv_step(norm=False), 'cpu', STEP_OP_GROUPS)
+    assert without_bn['batch norm'] == 0 and without_bn['conv backward'] > 0
+
+
+def test_profiled_training_step_is_reported(small_input_config):
+    result = benchmark_config(small_input_config, device='cpu', warmup=0,
+                              repeat=1, train_batch=2, train_steps=1,
+                              flops=False, profile_step=True)
+    shares = result['train_step_profile']
+    assert sum(shares.values()) == pytest.approx(1)
+    # a DSSD step is mostly its convolutions
+    assert shares['conv forward'] + shares['conv backward'] > 0.3
+    line = format_step_profiles([result])
+    assert line.startswith(f'{small_input_config} (fp32) training step')
+    ratio = shares['conv backward'] / shares['conv forward']
+    assert f'conv backward {ratio:.2f}x conv forward' in line
+    unprofiled = dict(result)
+    del unprofiled['train_step_profile']
+    assert format_step_profiles([unprofiled]) == ''

@@ -22,7 +22,7 @@ def test_benchmark_table_and_json(tmp_path):
         osp.join(SYN, 'ssd_tiny_synthetic.py'),
         osp.join(SYN, 'dssd_tiny_synthetic.py'), '--repeat', '2',
         '--warmup', '1', '--train-steps', '1', '--train-batch', '2',
-        '--fuse-conv-bn', '--out', out_json
+        '--fuse-conv-bn', '--profile-step', '--out', out_json
     ])
     rows = [line for line in out.splitlines() if line.startswith('| ')]
     assert len(rows) == 3  # header + 2 configs
@@ -36,6 +36,9 @@ def test_benchmark_table_and_json(tmp_path):
         assert r['latency']['median'] > 0 and r['latency_fused']['median'] > 0
         assert r['train_step']['median'] > 0 and r['peak_mem_mb'] > 0
         assert 0 < r['bn_share'] < 1  # both have BN in the backbone
+        assert sum(r['train_step_profile'].values()) == pytest.approx(1)
+        assert f"{r['config']} (fp32) training step, operator self time: " \
+            'conv backward' in out
     assert re.search(r'\| [0-9.]+% \|', rows[1])
     # the DM and wider top levels cost parameters
     assert results[1]['params'] != results[0]['params']

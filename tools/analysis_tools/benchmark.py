@@ -5,7 +5,9 @@
 
 Each config runs in its own process (so peak memory is its own) with random
 weights. Prints a markdown table where every time is also a ratio to the
-first config of the run, and writes the JSON.
+first config of the run, and writes the JSON. ``--profile-step`` adds,
+per config, where one more training step's operator time goes: the
+convolutions' forward and backward, batch norm, the rest.
 
     python tools/analysis_tools/benchmark.py CONFIGS... --deploy
 
@@ -24,7 +26,7 @@ import sys
 
 from mmdssd.benchmark import (benchmark_config, benchmark_deployed,
                               benchmark_variants, format_deploy_table,
-                              format_table)
+                              format_step_profiles, format_table)
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,6 +43,10 @@ def parse_args() -> argparse.Namespace:
         '--precision', choices=['fp32', 'bf16'], nargs='+', default=['fp32'],
         help='time each config in each precision (bf16: forward and loss '
         'under bfloat16 autocast)')
+    parser.add_argument(
+        '--profile-step', action='store_true',
+        help='also profile one more training step: where its operator time '
+        'goes (convolutions forward and backward, batch norm, the rest)')
     parser.add_argument('--deploy', action='store_true',
                         help='eager PyTorch vs ONNX Runtime and OpenVINO')
     parser.add_argument('--batch-sizes', type=int, nargs='+',
@@ -67,7 +73,8 @@ def main() -> None:
         train_steps=args.train_steps,
         fuse_conv_bn=args.fuse_conv_bn,
         flops=not args.no_flops,
-        precision=args.precision[0])
+        precision=args.precision[0],
+        profile_step=args.profile_step)
     if args.deploy and args.in_process:
         kwargs = dict(warmup=args.warmup, repeat=args.repeat)
         if args.in_process == 'variants':
@@ -90,6 +97,9 @@ def main() -> None:
         for name in args.configs for precision in args.precision
     ]
     print(format_table(results))
+    profiles = format_step_profiles(results)
+    if profiles:
+        print(profiles)
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
@@ -109,6 +119,7 @@ def _config_command(args: argparse.Namespace, name: str,
     cmd += ['--device', args.device] if args.device else []
     cmd += ['--fuse-conv-bn'] if args.fuse_conv_bn else []
     cmd += ['--no-flops'] if args.no_flops else []
+    cmd += ['--profile-step'] if args.profile_step else []
     return cmd
 
 
