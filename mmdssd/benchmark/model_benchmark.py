@@ -115,9 +115,7 @@ def batch_norm_share(fn: Callable[[], None], device: str) -> float:
     """Share of operator time spent in BatchNorm during ``fn()`` (self time
     of ``*batch_norm*`` ops over all ops; device time on CUDA). Folding BN
     can save at most about this share."""
-    return op_time_shares(
-        fn, device,
-        (('batch norm', lambda key: 'batch_norm' in key), ))['batch norm']
+    return op_time_shares(fn, device, STEP_OP_GROUPS)['batch norm']
 
 
 def benchmark_config(name: str,
