@@ -11,6 +11,9 @@ from mmengine.config import Config
 
 from ..conftest import PYTHON, ROOT, TOOLS, run
 
+# One worker writes the photos' config (a module fixture) for all of them.
+pytestmark = pytest.mark.xdist_group('facemask_config')
+
 FACEMASK = osp.join(ROOT, 'tests', 'data', 'facemask')
 TOOL = osp.join(TOOLS, 'misc', 'make_dataset_config.py')
 ENV = dict(os.environ, PYTHONPATH=ROOT)

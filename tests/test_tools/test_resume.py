@@ -16,6 +16,9 @@ from mmdssd.engine import CheckpointError, load_checked_checkpoint
 
 from ..conftest import PYTHON, ROOT, TINY, TOOLS, run
 
+# One worker trains the uninterrupted run (a module fixture) for all of them.
+pytestmark = pytest.mark.xdist_group('uninterrupted_run')
+
 EPOCHS = 4
 OPTIONS = [
     '--cfg-options', f'train_cfg.max_epochs={EPOCHS}',
