@@ -34,8 +34,8 @@ if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
 # Modules whose tests train or run tools, slowest first: started first,
 # they keep both workers busy, and the quick tests fill the end of the run
 # instead of one long test running alone. The order within a module is
-# kept; a module whose module fixture is costly is an ``xdist_group``, so
-# that one worker makes that fixture once instead of each worker making it.
+# kept; a module whose fixtures are costly to build is an ``xdist_group``,
+# so that one worker builds them once instead of each worker building them.
 SLOW_FIRST = ('test_analysis_tools', 'test_resume', 'test_interop',
               'test_train_test', 'test_mim', 'test_run_synthetic',
               'test_make_dataset_config', 'test_onnx', 'test_openvino',

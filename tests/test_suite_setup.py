@@ -8,7 +8,7 @@ def test_xdist_groups_reach_the_scheduler(request):
     """Under ``--dist loadgroup`` pytest-xdist sends a test's
     ``xdist_group`` to the scheduler as a suffix of its node id. A pytest
     that drops the suffix splits every group over the workers without a
-    word, and each worker then builds the groups' costly module fixtures
+    word, and each worker then builds the groups' costly fixtures
     (the exported model, the uninterrupted run) again."""
     if not getattr(request.config.option, 'loadgroup', False):
         pytest.skip('not a pytest-xdist worker under --dist loadgroup')
