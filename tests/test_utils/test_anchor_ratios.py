@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmdssd.utils.anchor_ratios import (
-    anchor_coverage, kmeans_ratios, positives_per_box, resize_factors)
+from mmdssd.utils.anchor_ratios import (anchor_coverage, kmeans_ratios,
+                                        positives_per_box, resize_factors,
+                                        training_boxes)
 
-from ..conftest import CONFIGS, ROOT, TOOLS, load_tool
+from ..conftest import CONFIGS, ROOT, TOOLS
 
 
 def test_kmeans_recovers_known_clusters():
@@ -109,7 +110,6 @@ def test_tool_reads_coco_layouts_too(tmp_path):
                                  generate_synthetic_dataset)
     generate_synthetic_dataset(str(tmp_path), SyntheticSpec(
         num_trainval=12, num_test=1, seed=4))
-    tool = load_tool('analysis_tools', 'anchor_ratios.py')
     cfg = Config.fromfile(osp.join(CONFIGS, 'synthetic',
                                    'dssd_tiny_synthetic.py'))
     voc_cfg = cfg.copy()
@@ -121,8 +121,8 @@ def test_tool_reads_coco_layouts_too(tmp_path):
         data_prefix=dict(img='VOCdevkit/VOC2007/JPEGImages/'),
         metainfo=dict(classes=SYNTHETIC_CLASSES),
         filter_cfg=dict(filter_empty_gt=False), pipeline=pipeline)
-    coco, _ = tool.training_boxes(cfg)
-    voc, _ = tool.training_boxes(voc_cfg)
+    coco, _ = training_boxes(cfg)
+    voc, _ = training_boxes(voc_cfg)
     # VOCDataset subtracts 1 from the 1-based VOC values: the same boxes
     assert sum(len(b) for b in coco) == sum(len(b) for b in voc) > 0
     assert torch.allclose(torch.cat(coco), torch.cat(voc), atol=1e-4)

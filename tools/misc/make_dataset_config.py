@@ -23,13 +23,15 @@ their strides follow the model's feature maps at that size) are rewritten.
 """
 import argparse
 import os.path as osp
-import subprocess
 import sys
+
+from mmengine.config import Config
 
 import mmdssd  # noqa: F401
 from mmdssd.datasets.check import check_coco, check_voc
 from mmdssd.datasets.dataset_config import (LayoutError, class_counts_text,
                                             config_text, find_layout)
+from mmdssd.utils.anchor_ratios import ratio_report, ratio_report_text
 from mmdssd.utils.config_paths import resolve_config
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -99,9 +101,9 @@ def main() -> int:
     with open(args.out, 'w') as f:
         f.write(config_text(layout, base, classes, args.input_size))
     print(f'wrote {args.out}: {len(classes)} classes, base {base}')
-    subprocess.run([sys.executable,
-                    osp.join(TOOLS, 'analysis_tools', 'anchor_ratios.py'),
-                    args.out], check=True)
+    cfg = Config.fromfile(args.out)
+    print(ratio_report_text(ratio_report(cfg),
+                            cfg.model.train_cfg.assigner.get('pos_iou_thr')))
     print(f'to accept the suggested ratios, add that line to {args.out}')
     print(f'train: python tools/train.py {args.out}')
     return 0
