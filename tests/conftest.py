@@ -132,17 +132,29 @@ TINY = osp.join(CONFIGS, 'synthetic', 'dssd_tiny_synthetic.py')
 
 
 @pytest.fixture(scope='session')
-def trained_tiny(data_cwd):
+def trained_tiny(data_cwd, tmp_path_factory):
     """Train the tiny DSSD for 2 epochs (2 iterations each) via
-    tools/train.py; returns the work dir."""
-    work_dir = data_cwd / 'work_dirs' / 'tiny'
-    run([
-        PYTHON,
-        osp.join(TOOLS, 'train.py'), TINY, '--work-dir', work_dir,
-        '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=1',
-        'default_hooks.checkpoint.interval=1',
-        'default_hooks.checkpoint.max_keep_ckpts=3'
-    ], cwd=data_cwd)
+    tools/train.py; returns the work dir, which tests only read.
+
+    Trained once per suite run: under pytest-xdist the workers share the
+    run's temporary folder, and the first to ask trains while the others
+    wait on a file lock (pytest-xdist's recipe for session fixtures).
+    """
+    from filelock import FileLock
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        shared = shared.parent
+    work_dir = shared / 'trained_tiny'
+    with FileLock(str(shared / 'trained_tiny.lock')):
+        if not (work_dir / 'epoch_2.pth').is_file():
+            run([
+                PYTHON,
+                osp.join(TOOLS, 'train.py'), TINY, '--work-dir', work_dir,
+                '--cfg-options', 'train_cfg.max_epochs=2',
+                'train_cfg.val_interval=1',
+                'default_hooks.checkpoint.interval=1',
+                'default_hooks.checkpoint.max_keep_ckpts=3'
+            ], cwd=data_cwd)
     return work_dir
 
 

@@ -8,7 +8,7 @@ from ..conftest import PYTHON, TINY, TOOLS, run
 
 
 @pytest.fixture(scope='session')
-def exported_tiny(trained_tiny, tmp_path_factory):
+def exported_tiny(trained_tiny, data_cwd, tmp_path_factory):
     """The trained tiny DSSD exported through the tool, with --verify."""
     pytest.importorskip('onnxruntime')
     out = tmp_path_factory.mktemp('onnx') / 'tiny.onnx'
@@ -16,7 +16,7 @@ def exported_tiny(trained_tiny, tmp_path_factory):
         PYTHON,
         osp.join(TOOLS, 'deployment', 'export_onnx.py'), TINY,
         trained_tiny / 'epoch_2.pth', out, '--verify', '8'
-    ], cwd=trained_tiny.parent.parent)
+    ], cwd=data_cwd)
     assert 'equal: 8 images' in log, log[-3000:]
     return out
 

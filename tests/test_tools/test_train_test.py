@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 
 import torch
@@ -42,18 +43,19 @@ def test_num_classes_that_disagree_with_the_data_stop_training(data_cwd,
     assert not list(tmp_path.glob('epoch_*.pth'))
 
 
-def test_resume_continues_from_checkpoint(trained_tiny, data_cwd):
-    before = torch.load(trained_tiny / 'epoch_2.pth', map_location='cpu',
+def test_resume_continues_from_checkpoint(trained_tiny, data_cwd, tmp_path):
+    shutil.copy(trained_tiny / 'epoch_2.pth', tmp_path)  # others read it
+    before = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu',
                         weights_only=True)
     out = run([
-        PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', trained_tiny,
-        '--resume', trained_tiny / 'epoch_2.pth', '--cfg-options',
+        PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', tmp_path,
+        '--resume', tmp_path / 'epoch_2.pth', '--cfg-options',
         'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
         'default_hooks.checkpoint.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=5'
     ], cwd=data_cwd)
     assert 'resumed epoch: 2' in out
-    after = torch.load(trained_tiny / 'epoch_3.pth', map_location='cpu',
+    after = torch.load(tmp_path / 'epoch_3.pth', map_location='cpu',
                        weights_only=True)
     assert after['meta']['iter'] > before['meta']['iter']
     assert after['meta']['epoch'] == 3
