@@ -110,18 +110,15 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
     """--auto-scale-lr scales the lr by the real batch (2 images against a
     base of 1: x2, the log says so); --amp on a machine without a GPU is
     bf16 autocast (CPUAmpOptimWrapper), refused with a clear message on a
-    CPU without native bf16, and trained (emulated) when told to. One
-    iteration of two images each: emulated bf16 is slow."""
+    CPU without native bf16, and trained (emulated) when told to. One run
+    with both flags, one iteration of two images: emulated bf16 is
+    slow."""
     base = [PYTHON, osp.join(TOOLS, 'train.py'), TINY,
-            '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+            '--work-dir', str(tmp_path / 'amp'), '--cfg-options',
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
             'train_dataloader.batch_size=2',
             'train_dataloader.dataset.indices=2',
             'auto_scale_lr.base_batch_size=1']
-    out = run(base + ['--auto-scale-lr'], cwd=data_cwd)
-    assert re.search(r'LR is set based on batch size of 1 and the current '
-                     r'batch size is 2\. Scaling the original LR by 2\.0',
-                     out), out[-3000:]
     from mmdssd.engine import cpu_bf16_support
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=ROOT)
     if not cpu_bf16_support()[0]:
@@ -131,9 +128,13 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
         assert ('UnsupportedCPUPrecisionError: --amp / CPUAmpOptimWrapper: '
                 in proc.stderr and 'has neither AVX-512 BF16 nor AMX'
                 in proc.stderr), proc.stderr[-2000:]
+        assert not (tmp_path / 'amp' / 'epoch_1.pth').exists()
         base.append('optim_wrapper.check_hardware=False')
-    base[base.index(str(tmp_path / 'w'))] = str(tmp_path / 'amp')
-    run(base + ['--amp'], cwd=data_cwd, env=dict(CUDA_VISIBLE_DEVICES=''))
+    out = run(base + ['--auto-scale-lr', '--amp'], cwd=data_cwd,
+              env=dict(CUDA_VISIBLE_DEVICES=''))
+    assert re.search(r'LR is set based on batch size of 1 and the current '
+                     r'batch size is 2\. Scaling the original LR by 2\.0',
+                     out), out[-3000:]
     dumped = Config.fromfile(next((tmp_path / 'amp').glob('*.py')))
     assert dumped.optim_wrapper.type == 'CPUAmpOptimWrapper'
     state = torch.load(tmp_path / 'amp' / 'epoch_1.pth', weights_only=True)
