@@ -139,6 +139,7 @@ def trained_tiny(data_cwd, tmp_path_factory):
     Trained once per suite run: under pytest-xdist the workers share the
     run's temporary folder, and the first to ask trains while the others
     wait on a file lock (pytest-xdist's recipe for session fixtures).
+    Seeded, so that a test that fails on this model fails again.
     """
     from filelock import FileLock
     shared = tmp_path_factory.getbasetemp()
@@ -151,7 +152,7 @@ def trained_tiny(data_cwd, tmp_path_factory):
                 PYTHON,
                 osp.join(TOOLS, 'train.py'), TINY, '--work-dir', work_dir,
                 '--cfg-options', 'train_cfg.max_epochs=2',
-                'train_cfg.val_interval=1',
+                'train_cfg.val_interval=1', 'randomness.seed=0',
                 'default_hooks.checkpoint.interval=1',
                 'default_hooks.checkpoint.max_keep_ckpts=3'
             ], cwd=data_cwd)
