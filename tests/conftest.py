@@ -9,6 +9,8 @@ from mmengine.config import Config
 import mmdssd  # noqa: F401  (registers components)
 from mmdet.utils import register_all_modules
 
+from .warm_python import WarmPython
+
 register_all_modules(init_default_scope=True)
 
 # The suite checks that checkpoints load with torch's weights_only safety;
@@ -92,27 +94,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(cmd, cwd=None, env=None, timeout=900):
-    """Run a command with the repo on PYTHONPATH; fail with its output."""
-    import os
+def _base_env() -> dict:
+    env = dict(os.environ)
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    env.setdefault('OMP_NUM_THREADS', '2')
+    return env
+
+
+# ``python tool.py`` runs fork from a warm interpreter (tests/warm_python.py)
+# instead of importing the stack anew each time;
+# MMDSSD_TEST_NEW_INTERPRETERS=1 starts a new interpreter for every run.
+WARM = None if os.environ.get('MMDSSD_TEST_NEW_INTERPRETERS') == '1' else (
+    WarmPython(_base_env()))
+
+
+def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
+    """Run a command with the repo on PYTHONPATH: a ``CompletedProcess``
+    with its text output, stdout and stderr apart unless ``merge``."""
     import subprocess
-    full_env = dict(os.environ)
-    full_env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    full_env = _base_env()
     full_env['PYTHONPATH'] = ROOT + os.pathsep + full_env.get(
         'PYTHONPATH', '')
-    full_env.setdefault('OMP_NUM_THREADS', '2')
     full_env.update(env or {})
-    proc = subprocess.run(
-        [str(c) for c in cmd],
+    cmd = [str(c) for c in cmd]
+    if WARM is not None and WARM.can_run(cmd, full_env):
+        return WARM.run(cmd, cwd, full_env, timeout, merge=merge)
+    return subprocess.run(
+        cmd,
         cwd=cwd,
         env=full_env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True,
         timeout=timeout)
+
+
+def run(cmd, cwd=None, env=None, timeout=900):
+    """Run a command with the repo on PYTHONPATH; fail with its output,
+    return it (stdout and stderr as one)."""
+    proc = run_status(cmd, cwd, env, timeout, merge=True)
     if proc.returncode != 0:
         raise AssertionError(
-            f'command failed ({proc.returncode}): {" ".join(map(str, cmd))}'
+            f'command failed ({proc.returncode}): {" ".join(proc.args)}'
             f'\n{proc.stdout[-6000:]}')
     return proc.stdout
 

@@ -1,4 +1,7 @@
 """The suite's own setup: what ``pytest.ini`` asks of pytest-xdist holds."""
+import json
+import os
+
 import pytest
 
 pytestmark = pytest.mark.xdist_group('suite_setup')
@@ -17,3 +20,94 @@ def test_xdist_groups_reach_the_scheduler(request):
         f'pytest {pytest.__version__} with pytest-xdist '
         f'{xdist.__version__} does not group tests (node id '
         f'{request.node.nodeid}); install requirements/tests.txt')
+
+
+PROBE = '''\
+import atexit, json, os, sys
+atexit.register(print, 'atexit ran')
+print(json.dumps(dict(
+    argv=sys.argv, path=sys.path[:3], cwd=os.getcwd(), name=__name__,
+    var=os.environ.get('PROBE_VAR'), mmdssd='mmdssd' in sys.modules)))
+print('to stderr', file=sys.stderr)
+import mmdssd
+print(os.path.dirname(mmdssd.__file__))
+if sys.argv[1] == 'raise':
+    raise ValueError('probe failed')
+sys.exit(int(sys.argv[1]))
+'''
+
+
+@pytest.fixture
+def warm():
+    """The suite's warm interpreter, or a new one where the suite runs
+    without it."""
+    from .conftest import WARM, _base_env
+    from .warm_python import WarmPython
+    return WARM or WarmPython(_base_env())
+
+
+@pytest.mark.parametrize('arg,merge', [('3', True), ('raise', False)])
+def test_warm_run_is_a_new_interpreters_run(tmp_path, warm, arg, merge):
+    """A tool run in a fork of the warm interpreter sees what it would see
+    in a new one (argv, cwd, sys.path, environment, __main__, mmdssd not
+    yet imported and imported from PYTHONPATH), and gives the same exit
+    status and the same output, in the same order where the streams share
+    a file (their buffering, the traceback, atexit handlers last)."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, _base_env
+    script = tmp_path / 'probe.py'
+    script.write_text(PROBE)
+    env = dict(_base_env(), PYTHONPATH=ROOT + os.pathsep + 'rel',
+               PROBE_VAR='set')
+    cmd = [sys.executable, str(script), arg]
+    assert warm.can_run(cmd, env)
+    warmed = warm.run(cmd, str(tmp_path), env, timeout=300, merge=merge)
+    new = subprocess.run(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE, text=True,
+        timeout=300)
+
+    def without_frames(out):  # runpy's frames are the warm run's own
+        return [line for line in (out or '').splitlines()
+                if not line.startswith('  ')]
+
+    assert warmed.returncode == new.returncode == (3 if arg == '3' else 1)
+    assert without_frames(warmed.stdout) == without_frames(new.stdout)
+    assert without_frames(warmed.stderr) == without_frames(new.stderr)
+    lines = without_frames(warmed.stdout)
+    assert lines[-1] == 'atexit ran' and f'{ROOT}/mmdssd' in lines
+    assert json.loads(next(line for line in lines if line[0] == '{')) == dict(
+        argv=[str(script), arg],
+        path=[str(tmp_path), ROOT, str(tmp_path / 'rel')],
+        cwd=str(tmp_path), name='__main__', var='set', mmdssd=False)
+    errors = lines if merge else without_frames(warmed.stderr)
+    assert 'to stderr' in errors
+    if arg == 'raise':
+        start = errors.index('Traceback (most recent call last):')
+        assert errors[start + 1] == 'ValueError: probe failed'
+
+
+def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
+    """Runs whose environment differs in what the stack reads at import,
+    and commands other than ``python script.py``, are refused; a run past
+    its timeout is killed, and the next run is served."""
+    import subprocess
+    import sys
+
+    from .conftest import _base_env
+    env = _base_env()
+    (tmp_path / 'sleep.py').write_text('import time\ntime.sleep(60)\n')
+    (tmp_path / 'quick.py').write_text('print("served")\n')
+    sleep = [sys.executable, str(tmp_path / 'sleep.py')]
+    threads = str(int(env['OMP_NUM_THREADS']) + 1)
+    assert warm.can_run(sleep, env)
+    assert not warm.can_run(sleep, dict(env, OMP_NUM_THREADS=threads))
+    assert not warm.can_run([sys.executable, '-c', 'pass'], env)
+    with pytest.raises(subprocess.TimeoutExpired):
+        warm.run(sleep, str(tmp_path), env, timeout=2)
+    served = warm.run([sys.executable, str(tmp_path / 'quick.py')],
+                      str(tmp_path), env, timeout=300, merge=False)
+    assert (served.returncode, served.stdout, served.stderr) == (
+        0, 'served\n', '')

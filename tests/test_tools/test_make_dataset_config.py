@@ -1,22 +1,19 @@
 """From a folder of annotated photos to a trained, evaluated DSSD: the
 config tool on twelve real photos (tests/data/facemask, CC BY 4.0)."""
-import os
 import os.path as osp
 import re
 import shutil
-import subprocess
 
 import pytest
 from mmengine.config import Config
 
-from ..conftest import PYTHON, ROOT, TOOLS, run
+from ..conftest import PYTHON, ROOT, TOOLS, run, run_status
 
 # One worker writes the photos' config (a module fixture) for all of them.
 pytestmark = pytest.mark.xdist_group('facemask_config')
 
 FACEMASK = osp.join(ROOT, 'tests', 'data', 'facemask')
 TOOL = osp.join(TOOLS, 'misc', 'make_dataset_config.py')
-ENV = dict(os.environ, PYTHONPATH=ROOT)
 CLASSES = ('mask_weared_incorrect', 'with_mask', 'without_mask')
 SHORT = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
          'default_hooks.checkpoint.interval=1']
@@ -86,9 +83,8 @@ def test_written_config_trains_on_a_last_batch_of_one_and_tests(
 def test_tool_stops_on_errors_and_writes_nothing(photos, tmp_path):
     bad, xml = _rename_an_object(photos, tmp_path)
     out = tmp_path / 'x.py'
-    proc = subprocess.run(
-        [PYTHON, TOOL, bad, '--out', out, '--classes', *CLASSES],
-        capture_output=True, text=True, env=ENV)
+    proc = run_status([PYTHON, TOOL, bad, '--out', out, '--classes',
+                       *CLASSES])
     assert proc.returncode == 1
     assert re.search(re.escape(f'error: {xml}: object ') +
                      r"\d+ \('withmask'\): unknown class", proc.stdout), \
@@ -97,9 +93,8 @@ def test_tool_stops_on_errors_and_writes_nothing(photos, tmp_path):
     for folder, message in (('none', 'no such folder'),
                             ('empty', 'no VOC20xx folder')):
         (tmp_path / 'empty').mkdir(exist_ok=True)
-        proc = subprocess.run([PYTHON, TOOL, tmp_path / folder, '--out', out,
-                               '--format', 'voc'], capture_output=True,
-                              text=True, env=ENV)
+        proc = run_status([PYTHON, TOOL, tmp_path / folder, '--out', out,
+                           '--format', 'voc'])
         assert proc.returncode == 1 and message in proc.stdout, proc.stdout
     assert not out.exists()
 
@@ -112,8 +107,7 @@ def test_unknown_class_stops_training_before_the_first_iteration(
     cfg.write_text(out.read_text().replace(str(photos), str(bad)))
     cmd = [PYTHON, osp.join(TOOLS, 'train.py'), cfg, '--work-dir',
            tmp_path / 'w'] + SHORT
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True,
-                          text=True, env=ENV)
+    proc = run_status(cmd)
     assert proc.returncode != 0
     assert 'UnknownClassError: 1 annotated objects name a class' in \
         proc.stderr, proc.stderr[-3000:]

@@ -1,14 +1,12 @@
 """tools/run_synthetic.py (the main job): every artefact it promises."""
 import json
-import os
 import os.path as osp
 import platform
-import subprocess
 
 import pytest
 from mmengine.config import Config
 
-from ..conftest import PYTHON, ROOT, TOOLS, run
+from ..conftest import PYTHON, ROOT, TOOLS, run, run_status
 
 SCRIPT = osp.join(TOOLS, 'run_synthetic.py')
 
@@ -54,12 +52,10 @@ def test_one_epoch_smoke_run(tmp_path):
 def test_a_budget_without_room_for_one_epoch_is_refused(tmp_path):
     """Refused before any step is timed: the budget does not even cover
     what the job keeps after training."""
-    proc = subprocess.run(
+    proc = run_status(
         [PYTHON, SCRIPT, '--minutes', '0.05', '--num-trainval', '16',
-         '--data-root', str(tmp_path / 'data'), '--work-dir',
-         str(tmp_path / 'job')],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+         '--data-root', tmp_path / 'data', '--work-dir', tmp_path / 'job'],
+        cwd=tmp_path, timeout=600)
     assert proc.returncode != 0
     assert 'holds no iteration' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'job' / 'summary.json').exists()

@@ -1,14 +1,13 @@
 """tools/train.py -> checkpoint -> --resume -> tools/test.py (VOC + COCO)."""
-import os
 import os.path as osp
 import re
 import shutil
-import subprocess
 
 import torch
 from mmengine.config import Config
 
-from ..conftest import PYTHON, ROOT, TINY, TOOLS, free_port, run
+from ..conftest import (PYTHON, TINY, TOOLS, free_port, run,
+                        run_status)
 
 
 def test_train_writes_checkpoints_and_evaluates(trained_tiny):
@@ -30,11 +29,10 @@ def test_num_classes_that_disagree_with_the_data_stop_training(data_cwd,
                                                                tmp_path):
     """MMDetection's NumClassCheckHook (kept in our runtime) names both
     sides before the first iteration."""
-    proc = subprocess.run(
-        [PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir',
-         str(tmp_path), '--cfg-options', 'model.bbox_head.num_classes=4'],
-        cwd=data_cwd, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = run_status(
+        [PYTHON, osp.join(TOOLS, 'train.py'), TINY, '--work-dir', tmp_path,
+         '--cfg-options', 'model.bbox_head.num_classes=4'],
+        cwd=data_cwd, timeout=300)
     assert proc.returncode != 0
     assert re.search(r'num_classes` \(4\) in DSSDHead.*does not match.*'
                      r'length of `classes` 5\) in VOCDataset', proc.stderr,
@@ -120,10 +118,9 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
             'train_dataloader.dataset.indices=2',
             'auto_scale_lr.base_batch_size=1']
     from mmdssd.engine import cpu_bf16_support
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=ROOT)
     if not cpu_bf16_support()[0]:
-        proc = subprocess.run(base + ['--amp'], cwd=data_cwd, env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = run_status(base + ['--amp'], cwd=data_cwd, timeout=300,
+                          env=dict(CUDA_VISIBLE_DEVICES=''))
         assert proc.returncode != 0
         assert ('UnsupportedCPUPrecisionError: --amp / CPUAmpOptimWrapper: '
                 in proc.stderr and 'has neither AVX-512 BF16 nor AMX'
@@ -142,9 +139,7 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
 
 
 def _refused(cmd, cwd):
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True,
-                          text=True, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = run_status(cmd, cwd=cwd, timeout=300)
     assert proc.returncode != 0
     return proc.stderr
 

@@ -75,11 +75,9 @@ def test_same_detections_on_trained_model(trained_tiny, data_cwd):
 
 
 def test_fuse_bn_tool_writes_a_loadable_folded_model(trained_tiny, tmp_path):
-    import os
-    import subprocess
     import sys
 
-    from ...conftest import ROOT, TOOLS, run
+    from ...conftest import TOOLS, run, run_status
     out = tmp_path / 'folded.pth'
     tool = osp.join(TOOLS, 'deployment', 'fuse_bn.py')
     run([sys.executable, tool, TINY, trained_tiny / 'epoch_2.pth', out])
@@ -91,8 +89,6 @@ def test_fuse_bn_tool_writes_a_loadable_folded_model(trained_tiny, tmp_path):
     model = load_folded(TINY, str(out))
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     # refuses to overwrite what is already there
-    again = subprocess.run(
-        [sys.executable, tool, TINY, trained_tiny / 'epoch_2.pth', out],
-        capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+    again = run_status(
+        [sys.executable, tool, TINY, trained_tiny / 'epoch_2.pth', out])
     assert again.returncode != 0 and 'not overwriting' in again.stderr
