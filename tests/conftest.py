@@ -108,15 +108,19 @@ WARM = None if os.environ.get('MMDSSD_TEST_NEW_INTERPRETERS') == '1' else (
     WarmPython(_base_env()))
 
 
-def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
-    """Run a command with the repo on PYTHONPATH: a ``CompletedProcess``
-    with its text output, stdout and stderr apart unless ``merge``."""
-    import subprocess
+def _tool_env(env):
     full_env = _base_env()
     full_env['PYTHONPATH'] = ROOT + os.pathsep + full_env.get(
         'PYTHONPATH', '')
     full_env.update(env or {})
-    cmd = [str(c) for c in cmd]
+    return full_env
+
+
+def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
+    """Run a command with the repo on PYTHONPATH: a ``CompletedProcess``
+    with its text output, stdout and stderr apart unless ``merge``."""
+    import subprocess
+    full_env, cmd = _tool_env(env), [str(c) for c in cmd]
     if WARM is not None and WARM.can_run(cmd, full_env):
         return WARM.run(cmd, cwd, full_env, timeout, merge=merge)
     return subprocess.run(
@@ -127,6 +131,18 @@ def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
         stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True,
         timeout=timeout)
+
+
+def start_tool(cmd, out, cwd=None, env=None):
+    """Start a command as ``run`` does, its stdout and stderr on the file
+    ``out``, without waiting: a ``subprocess.Popen`` or its like."""
+    import subprocess
+    full_env, cmd = _tool_env(env), [str(c) for c in cmd]
+    if WARM is not None and WARM.can_run(cmd, full_env):
+        return WARM.start(cmd, cwd, full_env, str(out))
+    with open(out, 'w') as f:
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=full_env, stdout=f, stderr=subprocess.STDOUT)
 
 
 def run(cmd, cwd=None, env=None, timeout=900):

@@ -1,4 +1,5 @@
-"""The suite's own setup: what ``pytest.ini`` asks of pytest-xdist holds."""
+"""The suite's own setup: what ``pytest.ini`` asks of pytest-xdist holds, and
+tools run from the warm interpreter as from a new one."""
 import json
 import os
 
@@ -92,7 +93,9 @@ def test_warm_run_is_a_new_interpreters_run(tmp_path, warm, arg, merge):
 def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     """Runs whose environment differs in what the stack reads at import,
     and commands other than ``python script.py``, are refused; a run past
-    its timeout is killed, and the next run is served."""
+    its timeout is killed, as is a started one, and the next run is
+    served."""
+    import signal
     import subprocess
     import sys
 
@@ -107,6 +110,12 @@ def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     assert not warm.can_run([sys.executable, '-c', 'pass'], env)
     with pytest.raises(subprocess.TimeoutExpired):
         warm.run(sleep, str(tmp_path), env, timeout=2)
+    proc = warm.start(sleep, str(tmp_path), env, str(tmp_path / 'out'))
+    assert proc.poll() is None
+    with pytest.raises(RuntimeError, match='one tool at a time'):
+        warm.start(sleep, str(tmp_path), env, str(tmp_path / 'out2'))
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL == proc.poll()
     served = warm.run([sys.executable, str(tmp_path / 'quick.py')],
                       str(tmp_path), env, timeout=300, merge=False)
     assert (served.returncode, served.stdout, served.stderr) == (

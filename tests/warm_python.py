@@ -145,11 +145,32 @@ class WarmPython:
         self.env.pop('PYTHONPATH', None)
         self._proc: Optional[subprocess.Popen] = None
         self._log = None
+        self._buffer = b''
+        self._running: Optional[WarmProcess] = None
 
     def can_run(self, cmd: List[str], env: Dict[str, str]) -> bool:
         return (len(cmd) >= 2 and cmd[0] == sys.executable
                 and cmd[1].endswith('.py') and osp.isfile(cmd[1])
                 and _import_time_items(env) == _import_time_items(self.env))
+
+    def start(self,
+              cmd: List[str],
+              cwd: Optional[str],
+              env: Dict[str, str],
+              out: str,
+              err: Optional[str] = None) -> 'WarmProcess':
+        """Start ``cmd`` (``python script.py args``) in a fork, as
+        ``subprocess.Popen`` would with stdout on the file ``out`` and
+        stderr on ``err`` (or on ``out`` too); one at a time."""
+        if self._running is not None and self._running.poll() is None:
+            raise RuntimeError('the warm interpreter runs one tool at a time')
+        proc = self._server()
+        request = dict(argv=cmd[1:], cwd=osp.abspath(cwd or os.getcwd()),
+                       env=env, out=str(out), err=err and str(err))
+        proc.stdin.write((json.dumps(request) + '\n').encode())
+        proc.stdin.flush()
+        self._running = WarmProcess(self, cmd, self._reply(None)['pid'])
+        return self._running
 
     def run(self,
             cmd: List[str],
@@ -157,29 +178,26 @@ class WarmPython:
             env: Dict[str, str],
             timeout: float,
             merge: bool = True) -> subprocess.CompletedProcess:
-        """Run ``cmd`` (``python script.py args``) in a fork, as
-        ``subprocess.run(cmd, ..., stdout=PIPE, stderr=STDOUT if merge else
-        PIPE, text=True)`` would."""
-        proc = self._server()
+        """Run ``cmd`` in a fork, as ``subprocess.run(cmd, ...,
+        stdout=PIPE, stderr=STDOUT if merge else PIPE, text=True)``
+        would."""
         with tempfile.TemporaryDirectory() as tmp:
             out, err = osp.join(tmp, 'out'), osp.join(tmp, 'err')
-            request = dict(argv=cmd[1:], cwd=osp.abspath(cwd or os.getcwd()),
-                           env=env, out=out, err=None if merge else err)
-            proc.stdin.write((json.dumps(request) + '\n').encode())
-            proc.stdin.flush()
-            pid = self._reply(None)['pid']
-            reply = self._reply(timeout)
-            if reply is None:
-                os.kill(pid, signal.SIGKILL)
-                self._reply(None)
+            proc = self.start(cmd, cwd, env, out, None if merge else err)
+            try:
+                code = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
                 raise subprocess.TimeoutExpired(cmd, timeout, _read(out),
                                                 None if merge else _read(err))
-            return subprocess.CompletedProcess(cmd, reply['rc'], _read(out),
+            return subprocess.CompletedProcess(cmd, code, _read(out),
                                                None if merge else _read(err))
 
     def _server(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._log = tempfile.TemporaryFile()
+            self._buffer = b''
             self._proc = subprocess.Popen(
                 [sys.executable, osp.abspath(__file__)],
                 stdin=subprocess.PIPE,
@@ -196,18 +214,50 @@ class WarmPython:
     def _reply(self, timeout: Optional[float]) -> Optional[dict]:
         """The server's next line, or None after ``timeout`` seconds."""
         fd = self._proc.stdout.fileno()
-        line = b''
-        while not line.endswith(b'\n'):
+        while b'\n' not in self._buffer:
             if not select.select([fd], [], [], timeout)[0]:
                 return None
-            chunk = os.read(fd, 1)
+            chunk = os.read(fd, 4096)
             if not chunk:
                 self._log.seek(0)
                 raise RuntimeError(
                     f'the warm interpreter exited ({self._proc.wait()}):\n'
                     + self._log.read().decode(errors='replace')[-3000:])
-            line += chunk
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b'\n', 1)
         return json.loads(line)
+
+
+class WarmProcess:
+    """A tool running in a fork of the warm interpreter: what tests use of
+    ``subprocess.Popen`` (``pid``, ``poll``, ``wait``, ``send_signal``,
+    ``kill``, ``returncode``)."""
+
+    def __init__(self, warm: WarmPython, args: List[str], pid: int) -> None:
+        self.args, self.pid, self._warm = args, pid, warm
+        self.returncode: Optional[int] = None
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            reply = self._warm._reply(0)
+            if reply is not None:
+                self.returncode = reply['rc']
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        if self.returncode is None:
+            reply = self._warm._reply(timeout)
+            if reply is None:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = reply['rc']
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def _read(path: str) -> str:

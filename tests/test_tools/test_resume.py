@@ -6,7 +6,6 @@ import os.path as osp
 import re
 import shutil
 import signal
-import subprocess
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import torch
 
 from mmdssd.engine import CheckpointError, load_checked_checkpoint
 
-from ..conftest import PYTHON, ROOT, TINY, TOOLS, run
+from ..conftest import PYTHON, TINY, TOOLS, run, start_tool
 
 # One worker trains the uninterrupted run (a module fixture) for all of them.
 pytestmark = pytest.mark.xdist_group('uninterrupted_run')
@@ -78,16 +77,12 @@ class Life:
 
     def start(self, disk='', pause=0.0):
         self.events.write_text('')
-        # the threads of conftest.run's uninterrupted run: sums in another
-        # order would differ in the last bits
-        env = dict(os.environ, PYTHONPATH=ROOT,
-                   OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'),
-                   MMDSSD_TEST_EVENTS=str(self.events),
+        # conftest.run's environment, as the uninterrupted run's: with
+        # other threads, sums in another order would differ in the last bits
+        env = dict(MMDSSD_TEST_EVENTS=str(self.events),
                    MMDSSD_TEST_PAUSE=str(pause), MMDSSD_TEST_DISK=disk)
-        with open(self.log, 'w') as out:
-            return subprocess.Popen(
-                _train(self.work_dir, self.config, '--resume'), cwd=self.cwd,
-                env=env, stdout=out, stderr=subprocess.STDOUT)
+        return start_tool(_train(self.work_dir, self.config, '--resume'),
+                          self.log, cwd=self.cwd, env=env)
 
     def kill_at(self, event, **start):
         proc = self.start(pause=1.0, **start)
