@@ -12,9 +12,11 @@ streams are as they would be. mmdssd and everything else the
 tool imports beyond the preloaded stack are imported afresh in the fork.
 
 What a fork cannot redo is the preloaded modules' reading of the
-environment at import time, so :func:`can_run` refuses a run whose
-environment differs from the warm interpreter's in such variables; the
-caller then starts a new interpreter.
+environment at import time, so :meth:`WarmPython.can_run` refuses a run
+whose environment differs from the warm interpreter's in such variables;
+the caller then starts a new interpreter. Nor does a fork start without
+the preloaded modules, whose registrations a tool that forgot an import
+would find here and not in a new interpreter.
 """
 import atexit
 import json
