@@ -116,12 +116,17 @@ def _tool_env(env):
     return full_env
 
 
+def _warm(cmd, full_env):
+    """The warm interpreter, where it can run ``cmd``; else None."""
+    return WARM if WARM is not None and WARM.can_run(cmd, full_env) else None
+
+
 def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
     """Run a command with the repo on PYTHONPATH: a ``CompletedProcess``
     with its text output, stdout and stderr apart unless ``merge``."""
     import subprocess
     full_env, cmd = _tool_env(env), [str(c) for c in cmd]
-    if WARM is not None and WARM.can_run(cmd, full_env):
+    if _warm(cmd, full_env):
         return WARM.run(cmd, cwd, full_env, timeout, merge=merge)
     return subprocess.run(
         cmd,
@@ -138,7 +143,7 @@ def start_tool(cmd, out, cwd=None, env=None):
     ``out``, without waiting: a ``subprocess.Popen`` or its like."""
     import subprocess
     full_env, cmd = _tool_env(env), [str(c) for c in cmd]
-    if WARM is not None and WARM.can_run(cmd, full_env):
+    if _warm(cmd, full_env):
         return WARM.start(cmd, cwd, full_env, str(out))
     with open(out, 'w') as f:
         return subprocess.Popen(

@@ -67,24 +67,31 @@ def _flush() -> None:
     sys.stdout.flush()
 
 
+def _redirect(out: str, err: Optional[str]) -> None:
+    """stdin from /dev/null, stdout on ``out``, stderr on ``err`` (or on
+    ``out``), and no other descriptor left open, as in a new process."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fds = [os.open(os.devnull, os.O_RDONLY), os.open(out, flags)]
+    fds.append(os.open(err, flags) if err else fds[1])
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds):
+        os.close(fd)
+
+
 def _run_in_fork(request: dict, base_path: List[str]) -> None:
     """The forked child: become ``python argv...`` and exit; never
     returns into the server's loop."""
     code = 1
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        out = os.open(request['out'], flags)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(out, 1)
-        os.dup2(os.open(request['err'], flags) if request['err'] else out, 2)
+        _redirect(request['out'], request['err'])
         os.chdir(request['cwd'])
         os.environ.clear()
         os.environ.update(request['env'])
         script = request['argv'][0]
-        extra = [
-            osp.abspath(p)
-            for p in request['env'].get('PYTHONPATH', '').split(os.pathsep)
-        ] if request['env'].get('PYTHONPATH') else []
+        pythonpath = request['env'].get('PYTHONPATH')
+        extra = [osp.abspath(p) for p in pythonpath.split(os.pathsep)
+                 ] if pythonpath else []
         sys.path[:] = [osp.dirname(osp.realpath(script))] + extra + base_path
         sys.argv[:] = request['argv']
         import importlib
@@ -119,8 +126,7 @@ def serve() -> None:
     print(json.dumps(dict(ready=True)), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        _flush()  # nothing buffered to be written twice
         pid = os.fork()
         if pid == 0:
             _run_in_fork(request, base_path)
