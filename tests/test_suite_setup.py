@@ -90,6 +90,77 @@ def test_warm_run_is_a_new_interpreters_run(tmp_path, warm, arg, merge):
         assert errors[start + 1] == 'ValueError: probe failed'
 
 
+INNER = '''\
+import os, sys, time
+print('preloaded', 'torch' in sys.modules)
+print('read', sys.stdin.readline().strip(), sys.argv[1:], os.getcwd())
+print('on stderr', file=sys.stderr)
+if sys.argv[1] == 'wait':
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+sys.exit(int(sys.argv[1]))
+'''
+
+OUTER = '''\
+import os, signal, subprocess, sys, time
+inner = [sys.executable, os.path.join(sys.argv[1], 'inner.py')]
+done = subprocess.run(inner + ['4'], input='fed', capture_output=True,
+                      text=True, cwd=sys.argv[1])
+print(done.returncode, repr(done.stdout), repr(done.stderr))
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    waiting = subprocess.Popen(inner + ['wait'], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, text=True)
+    lines = [waiting.stdout.readline() for _ in range(3)]
+    print(sig.name, lines[:2])
+    waiting.send_signal(sig)
+    print(waiting.wait())
+    for _ in range(100):  # the run itself ends, not only what was started
+        try:
+            os.kill(int(lines[2]), 0)
+        except ProcessLookupError:
+            print('ended')
+            break
+        time.sleep(0.1)
+line = subprocess.run([sys.executable, '-c', 'print(6 * 7)'],
+                      capture_output=True, text=True).stdout
+print(line.strip())
+'''
+
+
+def test_a_tools_own_python_runs_fork_too(tmp_path, warm):
+    """A tool's ``subprocess`` run of ``sys.executable script.py`` forks
+    from the warm interpreter as well, and is what a new interpreter's
+    would be: its streams (stdin too), cwd, exit status, and its end when
+    what the tool started gets a signal; other commands start the
+    interpreter itself."""
+    import subprocess
+    import sys
+
+    from .conftest import _base_env
+    (tmp_path / 'inner.py').write_text(INNER)
+    (tmp_path / 'outer.py').write_text(OUTER)
+    (tmp_path / 'cwd').mkdir()
+    cmd = [sys.executable, str(tmp_path / 'outer.py'), str(tmp_path)]
+    env = _base_env()
+    warmed = warm.run(cmd, str(tmp_path / 'cwd'), env, timeout=300)
+    new = subprocess.run(cmd, cwd=tmp_path / 'cwd', env=env, timeout=300,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    assert warmed.returncode == new.returncode == 0, warmed.stdout
+    # the three runs of inner.py forked (torch was there before they ran)
+    assert warmed.stdout.count('preloaded True') == 3, warmed.stdout
+    assert warmed.stdout.replace('preloaded True',
+                                 'preloaded False') == new.stdout
+    assert new.stdout.splitlines() == [
+        f"4 \"preloaded False\\nread fed ['4'] {tmp_path}\\n\" "
+        "'on stderr\\n'", 'on stderr',
+        f"SIGTERM ['preloaded False\\n', \"read  ['wait'] {tmp_path / 'cwd'}"
+        "\\n\"]", '-15', 'ended', 'on stderr',
+        f"SIGKILL ['preloaded False\\n', \"read  ['wait'] {tmp_path / 'cwd'}"
+        "\\n\"]", '-9', 'ended', '42'
+    ]
+
+
 def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     """Runs whose environment differs in what the stack reads at import,
     and commands other than ``python script.py``, are refused; a run past

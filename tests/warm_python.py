@@ -11,6 +11,13 @@ folder, then ``PYTHONPATH``); the tool runs as ``__main__``; its exit status,
 streams are as they would be. mmdssd and everything else the
 tool imports beyond the preloaded stack are imported afresh in the fork.
 
+A tool's own runs of ``[sys.executable, script.py, ...]`` (the ablation
+runner's trainings, the benchmark's models) fork too: in a fork,
+``sys.executable`` is a shim that sends the run, with its stdin, stdout
+and stderr, to the warm interpreter over a socket, passes signals on to
+it, and exits with its status; if the shim is killed, so is the run. Any
+other command the shim is given is the interpreter itself.
+
 What a fork cannot redo is the preloaded modules' reading of the
 environment at import time, so :meth:`WarmPython.can_run` refuses a run
 whose environment differs from the warm interpreter's in such variables;
@@ -24,10 +31,11 @@ import os
 import os.path as osp
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 # the stack every tool imports; nothing of mmdssd's
 PRELOAD = ('torch', 'cv2', 'scipy.optimize', 'matplotlib',
@@ -67,33 +75,43 @@ def _flush() -> None:
     sys.stdout.flush()
 
 
-def _redirect(out: str, err: Optional[str]) -> None:
+def _open_streams(out: str, err: Optional[str]) -> List[int]:
     """stdin from /dev/null, stdout on ``out``, stderr on ``err`` (or on
-    ``out``), and no other descriptor left open, as in a new process."""
+    ``out``)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     fds = [os.open(os.devnull, os.O_RDONLY), os.open(out, flags)]
-    fds.append(os.open(err, flags) if err else fds[1])
+    return fds + [os.open(err, flags) if err else fds[1]]
+
+
+def _redirect(fds: List[int], owned: Set[int]) -> None:
+    """``fds`` become stdin, stdout and stderr, and none of the server's
+    own descriptors stays open, as in a new process."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    for fd in set(fds):
+    for fd in (set(fds) | owned) - {0, 1, 2}:
         os.close(fd)
 
 
-def _run_in_fork(request: dict, base_path: List[str]) -> None:
+def _run_in_fork(request: dict, fds: List[int], owned: Set[int],
+                 server: '_Server') -> None:
     """The forked child: become ``python argv...`` and exit; never
     returns into the server's loop."""
     code = 1
     try:
-        _redirect(request['out'], request['err'])
+        _redirect(fds, owned)
         os.chdir(request['cwd'])
         os.environ.clear()
         os.environ.update(request['env'])
+        os.environ.update(server.set_by_imports)
         script = request['argv'][0]
         pythonpath = request['env'].get('PYTHONPATH')
         extra = [osp.abspath(p) for p in pythonpath.split(os.pathsep)
                  ] if pythonpath else []
-        sys.path[:] = [osp.dirname(osp.realpath(script))] + extra + base_path
+        sys.path[:] = ([osp.dirname(osp.realpath(script))] + extra +
+                       server.base_path)
         sys.argv[:] = request['argv']
+        # the tool's own ``[sys.executable, script.py, ...]`` runs fork too
+        sys.executable = server.shim
         import importlib
         import runpy
         importlib.invalidate_caches()
@@ -116,24 +134,201 @@ def _run_in_fork(request: dict, base_path: List[str]) -> None:
         os._exit(code)
 
 
-def serve() -> None:
-    """Import the stack, then fork once per request read from stdin; write
-    the child's pid, then its exit status, each as a line of JSON."""
-    import importlib
-    for name in PRELOAD:
-        importlib.import_module(name)
-    base_path = sys.path[1:]  # started without PYTHONPATH: the site's path
-    print(json.dumps(dict(ready=True)), flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
+SHIM = """#!{python} -S
+import sys
+sys.path.insert(0, {folder!r})
+import warm_python
+warm_python.shim({socket!r}, {python!r})
+"""
+
+
+class _Server:
+    """One loop, in the main thread, over the requests on stdin (the
+    suite's) and on a socket (a tool's ``subprocess`` runs through the
+    shim); each request forks, and its exit status goes back to where it
+    came from."""
+
+    def __init__(self, folder: str) -> None:
+        import importlib
+        started = dict(os.environ)
+        for name in PRELOAD:
+            importlib.import_module(name)
+        self.base_path = sys.path[1:]  # started without PYTHONPATH
+        # what the imports set (cv2 its library path, torch KMP_*): a new
+        # interpreter's tool has it from its own imports, and passes it on
+        self.set_by_imports = {
+            key: value
+            for key, value in os.environ.items() if started.get(key) != value
+        }
+        self.env_items = (_import_time_items(started),
+                          _import_time_items(dict(os.environ)))
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(osp.join(folder, 'socket'))
+        self.listener.listen()
+        self.shim = osp.join(folder, 'python')
+        with open(self.shim, 'w') as f:
+            f.write(SHIM.format(python=sys.executable,
+                                folder=osp.dirname(osp.abspath(__file__)),
+                                socket=self.listener.getsockname()))
+        os.chmod(self.shim, 0o755)
+        self.stdin = b''
+        # fd: [socket, data, fds, pid (None before the fork, 0 killed)]
+        self.conns: Dict[int, list] = {}
+        self.children: Dict[int, tuple] = {}  # pidfd: (pid, conn or None)
+
+    def owned(self) -> Set[int]:
+        fds = {self.listener.fileno(), *self.conns, *self.children}
+        for _, _, received, _ in self.conns.values():
+            fds.update(received)
+        return fds
+
+    def fork(self, request: dict, fds: List[int], conn) -> int:
         _flush()  # nothing buffered to be written twice
         pid = os.fork()
         if pid == 0:
-            _run_in_fork(request, base_path)
-        print(json.dumps(dict(pid=pid)), flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps(dict(rc=os.waitstatus_to_exitcode(status))),
-              flush=True)
+            _run_in_fork(request, fds, self.owned(), self)
+        self.children[os.pidfd_open(pid)] = (pid, conn)
+        return pid
+
+    def serve(self) -> None:
+        print(json.dumps(dict(ready=True)), flush=True)
+        while True:
+            watched = [fd for fd, (_, _, _, pid) in self.conns.items()
+                       if pid != 0]
+            # one at a time: handling one closes and opens descriptors,
+            # so the others' numbers may no longer mean what select saw
+            fd = select.select([0, self.listener, *watched, *self.children],
+                               [], [])[0][0]
+            if fd is self.listener:
+                conn = self.listener.accept()[0]
+                self.conns[conn.fileno()] = [conn, b'', [], None]
+            elif fd == 0:
+                if not self.from_stdin():
+                    return
+            elif fd in self.children:
+                self.reap(fd)
+            else:
+                try:
+                    self.from_socket(fd)
+                except (OSError, ValueError):
+                    self.close(fd)  # a broken request: the shim execs
+
+    def from_stdin(self) -> bool:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return False
+        self.stdin += chunk
+        while b'\n' in self.stdin:
+            line, self.stdin = self.stdin.split(b'\n', 1)
+            request = json.loads(line)
+            fds = _open_streams(request['out'], request['err'])
+            pid = self.fork(request, fds, None)
+            for fd in set(fds):
+                os.close(fd)
+            print(json.dumps(dict(pid=pid)), flush=True)
+        return True
+
+    def from_socket(self, fd: int) -> None:
+        conn, data, received, pid = self.conns[fd]
+        if pid is not None:  # the shim ended or was killed: so does its run
+            if not conn.recv(1):
+                os.kill(pid, signal.SIGKILL)
+                self.conns[fd][3] = 0  # not watched until reaped
+            return
+        chunk, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+        received += fds
+        self.conns[fd][1] = data = data + chunk
+        if not chunk or b'\n' not in data:
+            if not chunk:
+                self.close(fd)
+            return
+        request = json.loads(data)
+        if _import_time_items(request['env']) not in self.env_items:
+            conn.sendall(b'{"refused": true}\n')
+            self.close(fd)
+            return
+        pid = self.fork(request, received, conn)
+        for each in set(received):
+            os.close(each)
+        self.conns[fd][2:] = [[], pid]
+        conn.sendall(json.dumps(dict(pid=pid)).encode() + b'\n')
+
+    def reap(self, pidfd: int) -> None:
+        pid, conn = self.children.pop(pidfd)
+        os.close(pidfd)
+        reply = json.dumps(dict(rc=os.waitstatus_to_exitcode(
+            os.waitpid(pid, 0)[1])))
+        if conn is None:
+            print(reply, flush=True)
+            return
+        try:
+            conn.sendall(reply.encode() + b'\n')
+        except OSError:
+            pass  # the shim is gone
+        for fd, entry in list(self.conns.items()):
+            if entry[0] is conn:
+                entry[3] = 0  # reaped: nothing left to kill
+                self.close(fd)
+
+    def close(self, fd: int) -> None:
+        conn, _, received, pid = self.conns.pop(fd)
+        if pid:  # its shim can no longer hear how it ends
+            os.kill(pid, signal.SIGKILL)
+        for each in set(received):
+            os.close(each)
+        conn.close()
+
+
+def serve() -> None:
+    """Import the stack, then fork once per request read from stdin (or
+    from the shim); write the child's pid, then its exit status, each as
+    a line of JSON."""
+    _Server(sys.argv[1]).serve()
+
+
+# ----------------------------------------------------------------- the shim
+
+
+def shim(address: str, python: str) -> None:
+    """``python script.py args`` started by a tool in a fork: run as a
+    fork of the warm interpreter too, on this process's stdin, stdout and
+    stderr, and exit as it exits; anything else, or a refused run, is
+    the interpreter itself (``exec``)."""
+    argv = sys.argv[1:]
+    if argv and argv[0].endswith('.py') and osp.isfile(argv[0]):
+        started = _request(address, argv)
+        if started is not None:
+            _follow(*started)
+    os.execv(python, [python] + argv)
+
+
+def _request(address: str, argv: List[str]):
+    """The forked run's pid and the server's replies, or None where the
+    server refused it or cannot be asked."""
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(address)
+        request = dict(argv=argv, cwd=os.getcwd(), env=dict(os.environ))
+        socket.send_fds(conn, [json.dumps(request).encode() + b'\n'],
+                        [0, 1, 2])
+        replies = conn.makefile('rb')
+        reply = json.loads(replies.readline() or b'{}')
+    except OSError:  # no server, or a closed stdin/stdout/stderr
+        return None
+    return (reply['pid'], replies) if 'pid' in reply else None
+
+
+def _follow(pid: int, replies) -> None:
+    """Pass signals on to the run ``pid``, and exit with its status."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, lambda sig, _: os.kill(pid, sig))
+    line = replies.readline()
+    code = json.loads(line)['rc'] if line else -signal.SIGKILL
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code)
 
 
 # ---------------------------------------------------------------- the client
@@ -206,15 +401,16 @@ class WarmPython:
         if self._proc is None or self._proc.poll() is not None:
             self._log = tempfile.TemporaryFile()
             self._buffer = b''
+            folder = tempfile.mkdtemp(prefix='warm_python_')  # socket, shim
             self._proc = subprocess.Popen(
-                [sys.executable, osp.abspath(__file__)],
+                [sys.executable, osp.abspath(__file__), folder],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 env=self.env,
                 cwd=osp.dirname(osp.abspath(__file__)),
                 bufsize=0)
-            atexit.register(self._proc.kill)
+            atexit.register(_stop, self._proc, folder)
             if (self._reply(600) or {}).get('ready') is not True:
                 raise RuntimeError('the warm interpreter did not start')
         return self._proc
@@ -266,6 +462,13 @@ class WarmProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def _stop(proc: subprocess.Popen, folder: str) -> None:
+    import shutil
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read(path: str) -> str:
