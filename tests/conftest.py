@@ -117,8 +117,14 @@ def _tool_env(env):
 
 
 def _warm(cmd, full_env):
-    """The warm interpreter, where it can run ``cmd``; else None."""
-    return WARM if WARM is not None and WARM.can_run(cmd, full_env) else None
+    """The warm interpreter and the command for it, where it can run
+    ``cmd``; else None, None. ``mim`` runs as ``python mim``, as its
+    ``#!`` line names the interpreter."""
+    if cmd[0] == MIM:
+        cmd = [PYTHON] + cmd
+    if WARM is not None and WARM.can_run(cmd, full_env):
+        return WARM, cmd
+    return None, None
 
 
 def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
@@ -126,8 +132,9 @@ def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
     with its text output, stdout and stderr apart unless ``merge``."""
     import subprocess
     full_env, cmd = _tool_env(env), [str(c) for c in cmd]
-    if _warm(cmd, full_env):
-        return WARM.run(cmd, cwd, full_env, timeout, merge=merge)
+    warm, warm_cmd = _warm(cmd, full_env)
+    if warm:
+        return warm.run(warm_cmd, cwd, full_env, timeout, merge=merge)
     return subprocess.run(
         cmd,
         cwd=cwd,
@@ -143,8 +150,9 @@ def start_tool(cmd, out, cwd=None, env=None):
     ``out``, without waiting: a ``subprocess.Popen`` or its like."""
     import subprocess
     full_env, cmd = _tool_env(env), [str(c) for c in cmd]
-    if _warm(cmd, full_env):
-        return WARM.start(cmd, cwd, full_env, str(out))
+    warm, warm_cmd = _warm(cmd, full_env)
+    if warm:
+        return warm.start(warm_cmd, cwd, full_env, str(out))
     with open(out, 'w') as f:
         return subprocess.Popen(
             cmd, cwd=cwd, env=full_env, stdout=f, stderr=subprocess.STDOUT)

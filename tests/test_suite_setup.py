@@ -179,6 +179,11 @@ def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     assert warm.can_run(sleep, env)
     assert not warm.can_run(sleep, dict(env, OMP_NUM_THREADS=threads))
     assert not warm.can_run([sys.executable, '-c', 'pass'], env)
+    # a console script whose #! line names this interpreter runs too
+    from .conftest import MIM
+    assert warm.can_run([sys.executable, MIM, '--version'], env)
+    (tmp_path / 'other').write_text('#!/bin/sh\necho other\n')
+    assert not warm.can_run([sys.executable, str(tmp_path / 'other')], env)
     with pytest.raises(subprocess.TimeoutExpired):
         warm.run(sleep, str(tmp_path), env, timeout=2)
     proc = warm.start(sleep, str(tmp_path), env, str(tmp_path / 'out'))

@@ -334,6 +334,17 @@ def _follow(pid: int, replies) -> None:
 # ---------------------------------------------------------------- the client
 
 
+def _python_script(cmd: List[str]) -> bool:
+    """Whether ``cmd`` is ``python script.py ...``, or this interpreter
+    and a console script (``mim``) whose ``#!`` line names it."""
+    if cmd[0] != sys.executable or not osp.isfile(cmd[1]):
+        return False
+    if cmd[1].endswith('.py'):
+        return True
+    with open(cmd[1], 'rb') as f:
+        return f.readline().rstrip() == b'#!' + sys.executable.encode()
+
+
 class WarmPython:
     """The warm interpreter of this process, started on first use.
 
@@ -352,8 +363,7 @@ class WarmPython:
         self._running: Optional[WarmProcess] = None
 
     def can_run(self, cmd: List[str], env: Dict[str, str]) -> bool:
-        return (len(cmd) >= 2 and cmd[0] == sys.executable
-                and cmd[1].endswith('.py') and osp.isfile(cmd[1])
+        return (len(cmd) >= 2 and _python_script(cmd)
                 and _import_time_items(env) == _import_time_items(self.env))
 
     def start(self,
