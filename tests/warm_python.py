@@ -142,6 +142,17 @@ warm_python.shim({socket!r}, {python!r})
 """
 
 
+class _Shim:
+    """A shim's connection to the server, and the run it asked for."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn, self.fd = conn, conn.fileno()
+        self.data = b''
+        self.fds: List[int] = []  # its stdin, stdout, stderr, until forked
+        self.pid: Optional[int] = None  # the run, until it is reaped
+        self.watched = True  # until the shim ends: then its run is killed
+
+
 class _Server:
     """One loop, in the main thread, over the requests on stdin (the
     suite's) and on a socket (a tool's ``subprocess`` runs through the
@@ -172,46 +183,47 @@ class _Server:
                                 socket=self.listener.getsockname()))
         os.chmod(self.shim, 0o755)
         self.stdin = b''
-        # fd: [socket, data, fds, pid (None before the fork, 0 killed)]
-        self.conns: Dict[int, list] = {}
-        self.children: Dict[int, tuple] = {}  # pidfd: (pid, conn or None)
+        self.shims: Dict[int, _Shim] = {}  # by descriptor
+        self.children: Dict[int, tuple] = {}  # pidfd: (pid, _Shim or None)
 
     def owned(self) -> Set[int]:
-        fds = {self.listener.fileno(), *self.conns, *self.children}
-        for _, _, received, _ in self.conns.values():
-            fds.update(received)
+        fds = {self.listener.fileno(), *self.shims, *self.children}
+        for each in self.shims.values():
+            fds.update(each.fds)
         return fds
 
-    def fork(self, request: dict, fds: List[int], conn) -> int:
+    def fork(self, request: dict, fds: List[int],
+             shim: Optional[_Shim]) -> int:
         _flush()  # nothing buffered to be written twice
         pid = os.fork()
         if pid == 0:
             _run_in_fork(request, fds, self.owned(), self)
-        self.children[os.pidfd_open(pid)] = (pid, conn)
+        self.children[os.pidfd_open(pid)] = (pid, shim)
         return pid
 
     def serve(self) -> None:
         print(json.dumps(dict(ready=True)), flush=True)
         while True:
-            watched = [fd for fd, (_, _, _, pid) in self.conns.items()
-                       if pid != 0]
+            watched = [fd for fd, each in self.shims.items() if each.watched]
             # one at a time: handling one closes and opens descriptors,
             # so the others' numbers may no longer mean what select saw
             fd = select.select([0, self.listener, *watched, *self.children],
                                [], [])[0][0]
             if fd is self.listener:
-                conn = self.listener.accept()[0]
-                self.conns[conn.fileno()] = [conn, b'', [], None]
+                shim = _Shim(self.listener.accept()[0])
+                self.shims[shim.fd] = shim
             elif fd == 0:
                 if not self.from_stdin():
                     return
             elif fd in self.children:
                 self.reap(fd)
             else:
+                shim = self.shims[fd]
                 try:
-                    self.from_socket(fd)
+                    self.from_shim(shim)
                 except (OSError, ValueError):
-                    self.close(fd)  # a broken request: the shim execs
+                    if self.shims.get(fd) is shim:
+                        self.close(shim)  # the shim execs instead
 
     def from_stdin(self) -> bool:
         chunk = os.read(0, 1 << 16)
@@ -228,55 +240,53 @@ class _Server:
             print(json.dumps(dict(pid=pid)), flush=True)
         return True
 
-    def from_socket(self, fd: int) -> None:
-        conn, data, received, pid = self.conns[fd]
-        if pid is not None:  # the shim ended or was killed: so does its run
-            if not conn.recv(1):
-                os.kill(pid, signal.SIGKILL)
-                self.conns[fd][3] = 0  # not watched until reaped
+    def from_shim(self, shim: _Shim) -> None:
+        if shim.pid is not None:  # the shim ended or was killed: so does
+            if not shim.conn.recv(1):  # its run
+                os.kill(shim.pid, signal.SIGKILL)
+                shim.watched = False
             return
-        chunk, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-        received += fds
-        self.conns[fd][1] = data = data + chunk
-        if not chunk or b'\n' not in data:
-            if not chunk:
-                self.close(fd)
+        chunk, fds, _, _ = socket.recv_fds(shim.conn, 1 << 16, 3)
+        shim.fds += fds
+        shim.data += chunk
+        if not chunk:  # gone before it asked
+            self.close(shim)
             return
-        request = json.loads(data)
+        if b'\n' not in shim.data:
+            return
+        request = json.loads(shim.data)
         if _import_time_items(request['env']) not in self.env_items:
-            conn.sendall(b'{"refused": true}\n')
-            self.close(fd)
+            shim.conn.sendall(b'{"refused": true}\n')
+            self.close(shim)
             return
-        pid = self.fork(request, received, conn)
-        for each in set(received):
-            os.close(each)
-        self.conns[fd][2:] = [[], pid]
-        conn.sendall(json.dumps(dict(pid=pid)).encode() + b'\n')
+        shim.pid = self.fork(request, shim.fds, shim)
+        for fd in set(shim.fds):
+            os.close(fd)
+        shim.fds = []
+        shim.conn.sendall(json.dumps(dict(pid=shim.pid)).encode() + b'\n')
 
     def reap(self, pidfd: int) -> None:
-        pid, conn = self.children.pop(pidfd)
+        pid, shim = self.children.pop(pidfd)
         os.close(pidfd)
         reply = json.dumps(dict(rc=os.waitstatus_to_exitcode(
             os.waitpid(pid, 0)[1])))
-        if conn is None:
+        if shim is None:
             print(reply, flush=True)
-            return
-        try:
-            conn.sendall(reply.encode() + b'\n')
-        except OSError:
-            pass  # the shim is gone
-        for fd, entry in list(self.conns.items()):
-            if entry[0] is conn:
-                entry[3] = 0  # reaped: nothing left to kill
-                self.close(fd)
+        elif self.shims.get(shim.fd) is shim:
+            shim.pid = None  # reaped: nothing left to kill
+            try:
+                shim.conn.sendall(reply.encode() + b'\n')
+            except OSError:
+                pass  # the shim is gone
+            self.close(shim)
 
-    def close(self, fd: int) -> None:
-        conn, _, received, pid = self.conns.pop(fd)
-        if pid:  # its shim can no longer hear how it ends
-            os.kill(pid, signal.SIGKILL)
-        for each in set(received):
-            os.close(each)
-        conn.close()
+    def close(self, shim: _Shim) -> None:
+        del self.shims[shim.fd]
+        if shim.pid is not None:  # its shim can no longer hear how it ends
+            os.kill(shim.pid, signal.SIGKILL)
+        for fd in set(shim.fds):
+            os.close(fd)
+        shim.conn.close()
 
 
 def serve() -> None:
