@@ -277,15 +277,32 @@ def test_ablation_two_stage_on_own_data_with_one_shared_ssd(tmp_path):
              '--own-data', '--two-stage', '1', '1'])
 
 
-def test_train_step_variants_prints_every_variant(tmp_path):
-    """Every variant builds, steps and has its row: one timed step each,
-    no warm-up (the table's form is tested here, not its timings)."""
+@pytest.fixture
+def small_job(tmp_path):
+    """``--config`` and ``--data-root`` for the tools that time or compare
+    the main job's steps: its config training at 128 instead of 256 and a
+    small synthetic set. Every path of the tools runs, at a quarter of the
+    pixels (their tables' form is tested, not the job's timings)."""
     from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
+    from mmdssd.utils.cli import main_job_config
     generate_synthetic_dataset(str(tmp_path / 'data'),
                                SyntheticSpec(num_trainval=16, num_test=8))
+    cfg = Config.fromfile(main_job_config(ROOT))
+    resize = [t for t in cfg.train_dataloader.dataset.pipeline
+              if t['type'] == 'Resize']
+    assert len(resize) == 1 and resize[0]['scale'] == (256, 256)
+    resize[0]['scale'] = (128, 128)
+    cfg.dump(tmp_path / 'job_128.py')
+    return ['--config', tmp_path / 'job_128.py', '--data-root',
+            tmp_path / 'data']
+
+
+def test_train_step_variants_prints_every_variant(small_job):
+    """Every variant builds, steps and has its row: one timed step each,
+    no warm-up."""
     out = run([
-        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), '--data-root',
-        tmp_path / 'data', '--rounds', '1', '--steps', '1', '--warmup', '0'
+        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), *small_job,
+        '--rounds', '1', '--steps', '1', '--warmup', '0'
     ])
     names = ('job', 'adamw-unfused', 'bf16-autocast', '1-worker',
              'bf16-1-worker', 'batch-4', 'batch-16', 'bf16-batch-16',
@@ -361,14 +378,11 @@ def test_train_step_variants_pipeline_variants():
     assert narrow.train_dataloader == base.train_dataloader
 
 
-def test_train_step_variants_compares_allocators(tmp_path):
-    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
-    generate_synthetic_dataset(str(tmp_path / 'data'),
-                               SyntheticSpec(num_trainval=16, num_test=8))
+def test_train_step_variants_compares_allocators(small_job):
     out = run([
-        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), '--data-root',
-        tmp_path / 'data', '--rounds', '1', '--steps', '1',
-        '--allocator-turns', '1', '--variants', 'input-192'
+        PYTHON, osp.join(ANALYSIS, 'train_step_variants.py'), *small_job,
+        '--rounds', '1', '--steps', '1', '--allocator-turns', '1',
+        '--variants', 'input-192'
     ])
     rows = {
         fields[0]: fields
@@ -410,14 +424,10 @@ def test_precision_timing_ratio(monkeypatch, method):
                      else [('alone', 'fp32', 3), ('alone', 'bf16', 3)])
 
 
-def test_bf16_grad_error_tables_every_arm(tmp_path):
-    from mmdssd.datasets import SyntheticSpec, generate_synthetic_dataset
-    generate_synthetic_dataset(str(tmp_path / 'data'),
-                               SyntheticSpec(num_trainval=16, num_test=8))
+def test_bf16_grad_error_tables_every_arm(small_job):
     out = run([
-        PYTHON, osp.join(ANALYSIS, 'bf16_grad_error.py'), '--data-root',
-        tmp_path / 'data', '--batches', '2', '--fp32-parts', 'bn', 'head',
-        '--json'
+        PYTHON, osp.join(ANALYSIS, 'bf16_grad_error.py'), *small_job,
+        '--batches', '2', '--fp32-parts', 'bn', 'head', '--json'
     ])
     results = json.loads(out.strip().splitlines()[-1])
     errors = results['errors']
