@@ -67,13 +67,17 @@ def test_autocasts_to_bf16_and_updates_without_scaling():
     wrapper.load_state_dict(state)
 
 
-def _batch(side=256):
+def _batch(side=128):
+    """Two images of ``side`` pixels, a large and a small object each.
+    128 reaches every level of the tiny DSSD (the last two are 1x1) at a
+    quarter of the pixels of its 256: bf16 is emulated, and slow, where the
+    CPU lacks it."""
     sample = DetDataSample(metainfo=dict(
         img_shape=(side, side), pad_shape=(side, side),
         batch_input_shape=(side, side), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.tensor([[16., 32., 144., 96.], [150., 150., 170., 172.]]),
-        labels=torch.tensor([1, 3]))
+    boxes = torch.tensor([[16., 32., 144., 96.], [150., 150., 170., 172.]])
+    sample.gt_instances = InstanceData(bboxes=boxes * side / 256,
+                                       labels=torch.tensor([1, 3]))
     return dict(inputs=[torch.randint(0, 255, (3, side, side),
                                       dtype=torch.uint8)] * 2,
                 data_samples=[sample, copy.deepcopy(sample)])
