@@ -110,12 +110,13 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
     bf16 autocast (CPUAmpOptimWrapper), refused with a clear message on a
     CPU without native bf16, and trained (emulated) when told to. One run
     with both flags, one iteration of two images: emulated bf16 is
-    slow."""
+    slow, so the images are resized to 128 (the pipeline's Resize)."""
     base = [PYTHON, osp.join(TOOLS, 'train.py'), TINY,
             '--work-dir', str(tmp_path / 'amp'), '--cfg-options',
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
             'train_dataloader.batch_size=2',
             'train_dataloader.dataset.indices=2',
+            'train_dataloader.dataset.pipeline.3.scale=(128,128)',
             'auto_scale_lr.base_batch_size=1']
     from mmdssd.engine import cpu_bf16_support
     if not cpu_bf16_support()[0]:
@@ -134,6 +135,8 @@ def test_auto_scale_lr_and_amp_flags(data_cwd, tmp_path):
                      out), out[-3000:]
     dumped = Config.fromfile(next((tmp_path / 'amp').glob('*.py')))
     assert dumped.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    resize = dumped.train_dataloader.dataset.pipeline[3]
+    assert resize.type == 'Resize' and tuple(resize.scale) == (128, 128)
     state = torch.load(tmp_path / 'amp' / 'epoch_1.pth', weights_only=True)
     assert 'loss_scaler' not in state['optimizer']
 
