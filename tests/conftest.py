@@ -127,6 +127,13 @@ def _warm(cmd, full_env):
     return None, None
 
 
+def shell_python() -> str:
+    """``$PYTHON`` for the shell scripts the tests run (tools/dist_*.sh):
+    the warm interpreter's shim, whose ``python -m`` and ``python
+    script.py`` runs fork from it too, or this interpreter."""
+    return WARM.shim() if WARM is not None else PYTHON
+
+
 def run_status(cmd, cwd=None, env=None, timeout=900, merge=False):
     """Run a command with the repo on PYTHONPATH: a ``CompletedProcess``
     with its text output, stdout and stderr apart unless ``merge``."""

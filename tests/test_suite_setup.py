@@ -161,6 +161,51 @@ def test_a_tools_own_python_runs_fork_too(tmp_path, warm):
     ]
 
 
+MODULE = '''\
+import os, sys
+print('preloaded', 'torch' in sys.modules)
+print(__name__, sys.argv, sys.path[0] == os.getcwd(), sys.stdout.write_through)
+'''
+
+LAUNCHER = '''\
+import subprocess, sys
+for flags in ([], ['-u']):
+    done = subprocess.run([sys.executable, *flags, '-m', 'probe_module', 'a'],
+                          capture_output=True, text=True)
+    print(done.returncode, repr(done.stderr))
+    print(done.stdout, end='')
+'''
+
+
+def test_a_tools_module_runs_fork_too(tmp_path, warm):
+    """``sys.executable -m module`` (a DDP launcher) and ``-u`` (its
+    workers) fork as well, with the ``__name__``, argv, ``sys.path`` and
+    unbuffered output a new interpreter gives them."""
+    import subprocess
+    import sys
+
+    from .conftest import _base_env
+    (tmp_path / 'probe_module.py').write_text(MODULE)
+    (tmp_path / 'launcher.py').write_text(LAUNCHER)
+    cmd = [sys.executable, str(tmp_path / 'launcher.py')]
+    env = _base_env()
+    warmed = warm.run(cmd, str(tmp_path), env, timeout=300)
+    new = subprocess.run(cmd, cwd=tmp_path, env=env, timeout=300,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    assert warmed.stdout.count('preloaded True') == 2, warmed.stdout
+    assert warmed.stdout.replace('preloaded True',
+                                 'preloaded False') == new.stdout
+    module = tmp_path / 'probe_module.py'
+    # unbuffered without -u only where the environment says so
+    unbuffered = bool(env.get('PYTHONUNBUFFERED'))
+    assert new.stdout.splitlines() == [
+        "0 ''", 'preloaded False',
+        f"__main__ ['{module}', 'a'] True {unbuffered}",
+        "0 ''", 'preloaded False', f"__main__ ['{module}', 'a'] True True"
+    ]
+
+
 def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     """Runs whose environment differs in what the stack reads at import,
     and commands other than ``python script.py``, are refused; a run past

@@ -12,11 +12,14 @@ streams are as they would be. mmdssd and everything else the
 tool imports beyond the preloaded stack are imported afresh in the fork.
 
 A tool's own runs of ``[sys.executable, script.py, ...]`` (the ablation
-runner's trainings, the benchmark's models) fork too: in a fork,
-``sys.executable`` is a shim that sends the run, with its stdin, stdout
-and stderr, to the warm interpreter over a socket, passes signals on to
-it, and exits with its status; if the shim is killed, so is the run. Any
-other command the shim is given is the interpreter itself.
+runner's trainings, the benchmark's models) and ``[sys.executable, -m,
+module, ...]`` (the DDP launchers, whose workers are ``[sys.executable,
+-u, script.py, ...]``) fork too: in a fork, ``sys.executable`` is a shim
+that sends the run, with its stdin, stdout and stderr, to the warm
+interpreter over a socket, passes signals on to it, and exits with its
+status; if the shim is killed, so is the run. Any other command the shim
+is given is the interpreter itself. A shell script's ``$PYTHON`` can be
+the shim too (:meth:`WarmPython.shim`).
 
 What a fork cannot redo is the preloaded modules' reading of the
 environment at import time, so :meth:`WarmPython.can_run` refuses a run
@@ -49,11 +52,17 @@ IMPORT_TIME_ENV = ('OMP_', 'GOMP_', 'KMP_', 'MKL_', 'OPENBLAS_', 'DNNL_',
                    'LD_', 'MALLOC_')
 
 
+# ... but not these: read when they are used (the DDP launcher sets the
+# last for its workers, and only NCCL reads it), or not by Python at all
+# (a shell script's ``$PYTHON``)
+RUN_TIME_ENV = ('PYTHONPATH', 'PYTHON', 'TORCH_NCCL_ASYNC_ERROR_HANDLING')
+
+
 def _import_time_items(env: Dict[str, str]) -> Dict[str, str]:
     return {
         key: value
         for key, value in env.items()
-        if key.startswith(IMPORT_TIME_ENV) and key != 'PYTHONPATH'
+        if key.startswith(IMPORT_TIME_ENV) and key not in RUN_TIME_ENV
     }
 
 
@@ -83,6 +92,40 @@ def _open_streams(out: str, err: Optional[str]) -> List[int]:
     return fds + [os.open(err, flags) if err else fds[1]]
 
 
+def _unbuffered() -> None:
+    """stdout and stderr written through at once, as ``python -u`` has
+    them."""
+    import io
+    for name in ('stdout', 'stderr'):
+        stream = getattr(sys, name)
+        setattr(sys, name, io.TextIOWrapper(
+            io.FileIO(stream.fileno(), 'w', closefd=False),
+            encoding=stream.encoding, errors=stream.errors,
+            write_through=True))
+
+
+def _run_main(argv: List[str], base_path: List[str]) -> None:
+    """``python script.py ...`` or ``python -m module ...`` as
+    ``__main__``, with the ``sys.argv`` and ``sys.path`` a new interpreter
+    gives it: first the script's folder (the cwd for a module), then
+    ``PYTHONPATH``."""
+    import importlib
+    import runpy
+    pythonpath = os.environ.get('PYTHONPATH')
+    extra = [osp.abspath(p) for p in pythonpath.split(os.pathsep)
+             ] if pythonpath else []
+    module = argv[1] if argv[0] == '-m' else None
+    first = os.getcwd() if module else osp.dirname(osp.realpath(argv[0]))
+    sys.path[:] = [first] + extra + base_path
+    # for a module, runpy puts its file in sys.argv[0] while it runs
+    sys.argv[:] = argv[1:] if module else argv
+    importlib.invalidate_caches()
+    if module:
+        runpy.run_module(module, run_name='__main__', alter_sys=True)
+    else:
+        runpy.run_path(argv[0], run_name='__main__')
+
+
 def _redirect(fds: List[int], owned: Set[int]) -> None:
     """``fds`` become stdin, stdout and stderr, and none of the server's
     own descriptors stays open, as in a new process."""
@@ -103,20 +146,12 @@ def _run_in_fork(request: dict, fds: List[int], owned: Set[int],
         os.environ.clear()
         os.environ.update(request['env'])
         os.environ.update(server.set_by_imports)
-        script = request['argv'][0]
-        pythonpath = request['env'].get('PYTHONPATH')
-        extra = [osp.abspath(p) for p in pythonpath.split(os.pathsep)
-                 ] if pythonpath else []
-        sys.path[:] = ([osp.dirname(osp.realpath(script))] + extra +
-                       server.base_path)
-        sys.argv[:] = request['argv']
-        # the tool's own ``[sys.executable, script.py, ...]`` runs fork too
+        if request.get('unbuffered'):
+            _unbuffered()
+        # the tool's own runs of this interpreter fork too
         sys.executable = server.shim
-        import importlib
-        import runpy
-        importlib.invalidate_caches()
         try:
-            runpy.run_path(script, run_name='__main__')
+            _run_main(request['argv'], server.base_path)
             code = 0
         except SystemExit as exc:
             _flush()
@@ -300,25 +335,30 @@ def serve() -> None:
 
 
 def shim(address: str, python: str) -> None:
-    """``python script.py args`` started by a tool in a fork: run as a
-    fork of the warm interpreter too, on this process's stdin, stdout and
-    stderr, and exit as it exits; anything else, or a refused run, is
-    the interpreter itself (``exec``)."""
+    """``python [-u] script.py args`` or ``python [-u] -m module args``
+    started by a tool in a fork: run as a fork of the warm interpreter
+    too, on this process's stdin, stdout and stderr, and exit as it exits;
+    anything else, or a refused run, is the interpreter itself
+    (``exec``)."""
     argv = sys.argv[1:]
-    if argv and argv[0].endswith('.py') and osp.isfile(argv[0]):
-        started = _request(address, argv)
+    unbuffered = argv[:1] == ['-u']
+    run = argv[1:] if unbuffered else argv
+    if run and (run[0] == '-m' and len(run) > 1 or
+                run[0].endswith('.py') and osp.isfile(run[0])):
+        started = _request(address, run, unbuffered)
         if started is not None:
             _follow(*started)
     os.execv(python, [python] + argv)
 
 
-def _request(address: str, argv: List[str]):
+def _request(address: str, argv: List[str], unbuffered: bool):
     """The forked run's pid and the server's replies, or None where the
     server refused it or cannot be asked."""
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(address)
-        request = dict(argv=argv, cwd=os.getcwd(), env=dict(os.environ))
+        request = dict(argv=argv, cwd=os.getcwd(), env=dict(os.environ),
+                       unbuffered=unbuffered)
         socket.send_fds(conn, [json.dumps(request).encode() + b'\n'],
                         [0, 1, 2])
         replies = conn.makefile('rb')
@@ -368,6 +408,7 @@ class WarmPython:
         self.env = dict(env)
         self.env.pop('PYTHONPATH', None)
         self._proc: Optional[subprocess.Popen] = None
+        self._folder: Optional[str] = None
         self._log = None
         self._buffer = b''
         self._running: Optional[WarmProcess] = None
@@ -417,11 +458,19 @@ class WarmPython:
             return subprocess.CompletedProcess(cmd, code, _read(out),
                                                None if merge else _read(err))
 
+    def shim(self) -> str:
+        """The shim as a ``python`` for commands that start one themselves
+        (a shell script's ``$PYTHON``): their ``python script.py`` and
+        ``python -m module`` runs fork from the warm interpreter too."""
+        self._server()
+        return osp.join(self._folder, 'python')
+
     def _server(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._log = tempfile.TemporaryFile()
             self._buffer = b''
             folder = tempfile.mkdtemp(prefix='warm_python_')  # socket, shim
+            self._folder = folder
             self._proc = subprocess.Popen(
                 [sys.executable, osp.abspath(__file__), folder],
                 stdin=subprocess.PIPE,

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 
 from ..conftest import (PYTHON, TINY, TOOLS, free_port, run,
-                        run_status)
+                        run_status, shell_python)
 
 
 def test_train_writes_checkpoints_and_evaluates(trained_tiny):
@@ -97,7 +97,7 @@ def test_dist_test_two_processes(trained_tiny, data_cwd, tmp_path):
     out = run(['bash', osp.join(TOOLS, 'dist_test.sh'), TINY,
                trained_tiny / 'epoch_2.pth', '2', '--work-dir', tmp_path],
               cwd=data_cwd,
-              env=dict(PORT=str(free_port()), PYTHON=PYTHON,
+              env=dict(PORT=str(free_port()), PYTHON=shell_python(),
                        CUDA_VISIBLE_DEVICES=''))
     log = next(tmp_path.glob('*/*.log')).read_text()
     assert 'Distributed launcher: pytorch' in log

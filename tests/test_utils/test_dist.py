@@ -1,7 +1,6 @@
 """Distributed training on the CPU: two gloo processes."""
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from mmengine.config import Config
 
 from mmdssd.utils import setup_cpu_distributed
 
-from ..conftest import TINY, TOOLS, free_port, run
+from ..conftest import TINY, TOOLS, free_port, run, shell_python
 
 
 def test_cpu_path_sets_gloo_and_no_device_ids(monkeypatch):
@@ -39,7 +38,7 @@ def test_dist_train_two_processes(data_cwd, tmp_path):
     ],
               cwd=data_cwd,
               # the CPU path on any machine: no cuda:1 or nccl on GPU hosts
-              env=dict(PORT=str(free_port()), PYTHON=sys.executable,
+              env=dict(PORT=str(free_port()), PYTHON=shell_python(),
                        CUDA_VISIBLE_DEVICES=''))
     logs = list(work_dir.glob('*/*.log'))
     assert logs, out[-3000:]
