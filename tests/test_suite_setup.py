@@ -223,6 +223,9 @@ def test_warm_run_refuses_what_it_cannot_run_and_times_out(tmp_path, warm):
     threads = str(int(env['OMP_NUM_THREADS']) + 1)
     assert warm.can_run(sleep, env)
     assert not warm.can_run(sleep, dict(env, OMP_NUM_THREADS=threads))
+    # not read at import: a script's $PYTHON, what the DDP launcher sets
+    assert warm.can_run(sleep, dict(env, PYTHON='/x/python',
+                                    TORCH_NCCL_ASYNC_ERROR_HANDLING='1'))
     assert not warm.can_run([sys.executable, '-c', 'pass'], env)
     # a console script whose #! line names this interpreter runs too
     from .conftest import MIM
