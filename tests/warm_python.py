@@ -169,6 +169,11 @@ def _run_in_fork(request: dict, fds: List[int], owned: Set[int],
         os._exit(code)
 
 
+def _shim_path(folder: str) -> str:
+    """Where the server writes the shim, in the client's folder."""
+    return osp.join(folder, 'python')
+
+
 SHIM = """#!{python} -S
 import sys
 sys.path.insert(0, {folder!r})
@@ -211,7 +216,7 @@ class _Server:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(osp.join(folder, 'socket'))
         self.listener.listen()
-        self.shim = osp.join(folder, 'python')
+        self.shim = _shim_path(folder)
         with open(self.shim, 'w') as f:
             f.write(SHIM.format(python=sys.executable,
                                 folder=osp.dirname(osp.abspath(__file__)),
@@ -463,7 +468,7 @@ class WarmPython:
         (a shell script's ``$PYTHON``): their ``python script.py`` and
         ``python -m module`` runs fork from the warm interpreter too."""
         self._server()
-        return osp.join(self._folder, 'python')
+        return _shim_path(self._folder)
 
     def _server(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
