@@ -149,7 +149,7 @@ def _run_in_fork(request: dict, fds: List[int], owned: Set[int],
         if request.get('unbuffered'):
             _unbuffered()
         # the tool's own runs of this interpreter fork too
-        sys.executable = server.shim
+        sys.executable = server.shim_path
         try:
             _run_main(request['argv'], server.base_path)
             code = 0
@@ -216,12 +216,12 @@ class _Server:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(osp.join(folder, 'socket'))
         self.listener.listen()
-        self.shim = _shim_path(folder)
-        with open(self.shim, 'w') as f:
+        self.shim_path = _shim_path(folder)
+        with open(self.shim_path, 'w') as f:
             f.write(SHIM.format(python=sys.executable,
                                 folder=osp.dirname(osp.abspath(__file__)),
                                 socket=self.listener.getsockname()))
-        os.chmod(self.shim, 0o755)
+        os.chmod(self.shim_path, 0o755)
         self.stdin = b''
         self.shims: Dict[int, _Shim] = {}  # by descriptor
         self.children: Dict[int, tuple] = {}  # pidfd: (pid, _Shim or None)
