@@ -7,7 +7,7 @@ import torch
 
 from ..deployment.onnx_export import input_size_of
 from ..utils.config_paths import config_without_download
-from ..utils.timing import summarize, time_calls, time_in_turns
+from ..utils.timing import summarize, time_in_turns
 
 
 def _samples(num: int, size: tuple, num_classes: int, seed: int = 0):
@@ -140,7 +140,7 @@ def benchmark_config(name: str,
             network alone (``mode='tensor'``).
         train_batch (int): Images per training step.
         train_steps (int): Timed training steps (forward, backward, SGD
-            step); 0 skips training.
+            step), each in turns with a batch-1 forward; 0 skips training.
         fuse_conv_bn (bool): Also time inference with BN folded
             (:func:`mmdssd.models.utils.fuse_bn`), alternating calls of
             the folded and unfolded models, and measure ``bn_share``
@@ -156,7 +156,9 @@ def benchmark_config(name: str,
 
     Returns:
         dict: ``params``, ``flops``, ``input_size``, ``latency``,
-        ``forward`` (and ``*_fused``), ``train_step`` (seconds:
+        ``forward`` (and ``*_fused``), ``train_step`` and the
+        ``step_forward`` timed in turns with it (seconds: median/min/max),
+        ``step_cost`` (per round, the step per image in those forwards:
         median/min/max), ``train_step_profile`` if asked for, and
         ``peak_mem_mb`` (CPU: peak RSS of this process; CUDA: max
         allocated).
@@ -180,8 +182,9 @@ def benchmark_config(name: str,
     if train_steps > 0:
         result['train_batch'] = train_batch
         step, optimizer = _train_step(model, size, train_batch, precision)
-        result['train_step'] = summarize(
-            time_calls(step, train_steps, warmup=1, sync=sync))
+        result.update(
+            _step_in_forwards(model, step, size, device, train_batch,
+                              train_steps, precision, sync))
         if profile_step:
             result['train_step_profile'] = op_time_shares(
                 step, device, STEP_OP_GROUPS)
@@ -221,6 +224,47 @@ def _train_step(model, size: tuple, batch: int,
     return step, opt
 
 
+def _batch_of_one(model, size: tuple, device: str) -> dict:
+    """One random image, preprocessed for ``predict``."""
+    image = torch.rand(1, 3, *size, device=device) * 255
+    samples = _samples(1, size, model.bbox_head.num_classes)
+    return model.data_preprocessor(
+        dict(inputs=[image[0]], data_samples=samples), False)
+
+
+def _in_mode(model, training: bool, fn: Callable[[], None]):
+    """``fn`` called with ``model`` in training or eval mode."""
+
+    def call():
+        model.train(training)
+        fn()
+
+    return call
+
+
+def _step_in_forwards(model, step: Callable[[], None], size: tuple,
+                      device: str, batch: int, steps: int, precision: str,
+                      sync) -> Dict:
+    """``train_step``, a batch-1 ``step_forward`` timed in turns with it,
+    and ``step_cost``: each round's step per image over that round's
+    forward. Timed in blocks, the two were compared across whatever the
+    machine did in between, and its speed drifts from minute to minute."""
+    _, forward = _inference_fns(model, _batch_of_one(model, size, device),
+                                precision)
+    forward = _in_mode(model, False, forward)
+    # an untimed forward first re-warms what the step evicted, as the
+    # latency block's forwards find it
+    times = time_in_turns(
+        dict(train_step=_in_mode(model, True, step), step_forward=forward),
+        steps, warmup=1, prepare=dict(step_forward=forward), sync=sync)
+    model.train()
+    costs = [s / batch / f
+             for s, f in zip(times['train_step'], times['step_forward'])]
+    return dict(train_step=summarize(times['train_step']),
+                step_forward=summarize(times['step_forward']),
+                step_cost=summarize(costs))
+
+
 def _inference_figures(model, size: tuple, device: str, warmup: int,
                        repeat: int, sync, fuse_conv_bn: bool,
                        flops: bool, precision: str = 'fp32') -> Dict:
@@ -230,10 +274,7 @@ def _inference_figures(model, size: tuple, device: str, warmup: int,
 
     from ..models.utils import fuse_bn
     model.eval()
-    image = torch.rand(1, 3, *size, device=device) * 255
-    samples = _samples(1, size, model.bbox_head.num_classes)
-    batch = model.data_preprocessor(
-        dict(inputs=[image[0]], data_samples=samples), False)
+    batch = _batch_of_one(model, size, device)
     result = {}
     if flops:
         with torch.no_grad():
@@ -282,12 +323,12 @@ def format_table(results: List[Dict]) -> str:
         return f"{r[key + '_fused']['median'] / r[key]['median']:.2f}x"
 
     def step_cost(r):
-        # a training step per image, in batch-1 forwards: forward plus a
-        # backward of about twice its cost make ~3
-        if 'train_step' not in r or 'forward' not in r:
+        # a training step per image, in batch-1 forwards timed in turns
+        # with it: forward plus a backward of about twice its cost make ~3
+        if 'step_cost' not in r:
             return '-'
-        per_image = r['train_step']['median'] / r['train_batch']
-        return f"{per_image / r['forward']['median']:.2f}"
+        c = r['step_cost']
+        return f"{c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f})"
 
     def share(r):
         return f"{100 * r['bn_share']:.1f}%" if 'bn_share' in r else '-'
@@ -295,7 +336,7 @@ def format_table(results: List[Dict]) -> str:
     head = ('| config | input | params (M) | GFLOPs | forward b1 s (min-max) '
             '| ratio | folded/unfolded | BN share | predict b1 s (min-max) '
             '| ratio | folded/unfolded | train step s (min-max) | ratio '
-            '| step/image in forwards | precision | peak mem MB |')
+            '| step/image in forwards (min-max) | precision | peak mem MB |')
     lines = [head, '|' + '---|' * 16]
     for r in results:
         flops = f"{r['flops'] / 1e9:.1f}" if 'flops' in r else '-'
@@ -323,8 +364,8 @@ def format_step_profiles(results: List[Dict]) -> str:
                           for name, share in shares.items())
         forward = shares.get('conv forward', 0.)
         if forward:
-            parts += (f"; conv backward {shares['conv backward'] / forward:.2f}"
-                      'x conv forward')
+            ratio = shares['conv backward'] / forward
+            parts += f'; conv backward {ratio:.2f}x conv forward'
         lines.append(f"{r['config']} ({r.get('precision', 'fp32')}) "
                      f'training step, operator self time: {parts}')
     return '\n'.join(lines)

@@ -1,5 +1,5 @@
-"""benchmark_config in both precisions, the table's step-cost column, and
-the training step's profile."""
+"""benchmark_config in both precisions, the table's step-cost column (the
+step and a forward timed in turns), and the training step's profile."""
 import pytest
 import torch
 
@@ -33,15 +33,17 @@ def test_train_step_cost_in_forwards(precision, small_input_config):
                               flops=False, precision=precision)
     assert result['input_size'] == [128, 128]
     assert result['precision'] == precision
-    for key in ('latency', 'forward', 'train_step'):
+    for key in ('latency', 'forward', 'train_step', 'step_forward'):
         assert result[key]['median'] > 0, key
+    # one round: the step per image over the forward timed beside it
+    expected = (result['train_step']['median'] / 2 /
+                result['step_forward']['median'])
+    assert result['step_cost']['median'] == pytest.approx(expected)
     row = format_table([result]).splitlines()[2].split('|')
     header = format_table([result]).splitlines()[0].split('|')
-    cost = row[header.index(' step/image in forwards ')]
-    # a step per image, in batch-1 forwards, as the table prints it
-    expected = (result['train_step']['median'] / 2 /
-                result['forward']['median'])
-    assert float(cost) == pytest.approx(expected, abs=0.006)
+    cost = row[header.index(' step/image in forwards (min-max) ')]
+    # one round: its median, min and max are the same figure
+    assert cost.strip() == f'{expected:.2f} ({expected:.2f}-{expected:.2f})'
     assert row[header.index(' precision ')].strip() == precision
 
 
@@ -85,3 +87,46 @@ def test_profiled_training_step_is_reported(small_input_config):
     unprofiled = dict(result)
     del unprofiled['train_step_profile']
     assert format_step_profiles([unprofiled]) == ''
+
+
+def test_step_cost_is_per_round_and_leaves_the_model_training(
+        small_input_config, monkeypatch):
+    """Each round's step is divided by the forward of the same round, not
+    by a forward timed apart: a machine that slows down halfway through
+    moves both."""
+    from mmdssd.benchmark import model_benchmark
+    modes = []
+    real = model_benchmark.time_in_turns
+
+    def recording(fns, rounds, warmup=0, prepare=None, sync=None):
+        # the forward is re-warmed before each timed call, in eval mode too
+        assert list(prepare) == ['step_forward']
+        wrapped = {}
+        for name, fn in fns.items():
+            def call(fn=fn, name=name):
+                fn()
+                modes.append((name, model.training))
+            wrapped[name] = call
+        real(wrapped, rounds, warmup, prepare=prepare, sync=sync)
+        # a machine twice as slow from the second round on; the third
+        # step is cheaper per forward than the others
+        return {name: [1., 2., 2.] if name == 'step_forward' else
+                [6., 12., 8.] for name in fns}
+
+    torch.manual_seed(0)
+    from mmdet.registry import MODELS
+    from mmdssd.utils.config_paths import config_without_download
+    model = MODELS.build(config_without_download(small_input_config).model)
+    step, _ = model_benchmark._train_step(model, (128, 128), 2)
+    monkeypatch.setattr(model_benchmark, 'time_in_turns', recording)
+    out = model_benchmark._step_in_forwards(model, step, (128, 128), 'cpu',
+                                            2, 3, 'fp32', None)
+    # per round 3, 3 and 2 forwards per image; the medians' ratio, 8 / 2 /
+    # 2, would say 2
+    assert out['step_cost'] == dict(median=3., min=2., max=3.)
+    assert out['train_step'] == dict(median=8., min=6., max=12.)
+    # the step trains, the forward runs in eval mode, and the model is left
+    # training for what comes next
+    assert ('train_step', True) in modes and ('step_forward', False) in modes
+    assert all(training == (name == 'train_step') for name, training in modes)
+    assert model.training
