@@ -5,7 +5,9 @@
 
 Each config runs in its own process (so peak memory is its own) with random
 weights. Prints a markdown table where every time is also a ratio to the
-first config of the run, and writes the JSON. ``--profile-step`` adds,
+first config of the run, and writes the JSON. Each training step is
+timed in turns with a batch-1 forward; the step's cost per image in
+forwards is the median of those rounds' ratios. ``--profile-step`` adds,
 per config, where one more training step's operator time goes: the
 convolutions' forward and backward, batch norm, the rest.
 
@@ -36,7 +38,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--train-batch', type=int, default=2)
-    parser.add_argument('--train-steps', type=int, default=3)
+    parser.add_argument(
+        '--train-steps', type=int, default=3,
+        help='timed training steps, each in turns with a batch-1 forward '
+        '(the rounds of the step-cost column; 0: no training)')
     parser.add_argument('--fuse-conv-bn', action='store_true')
     parser.add_argument('--no-flops', action='store_true')
     parser.add_argument(
