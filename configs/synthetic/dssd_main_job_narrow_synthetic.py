@@ -6,7 +6,11 @@
 # the iterations the cheaper step buys than it loses in capacity.
 _base_ = './dssd_main_job_synthetic.py'
 model = dict(
-    backbone=dict(base_channels=8),
+    # its first downsampling (8 to 16 channels, 1x1, stride 2) as a
+    # subsampling and a stride-1 convolution: the same function, but
+    # oneDNN's AVX-512 fp32 weight-gradient kernel for the strided one
+    # crashes on channels-last inputs this narrow
+    backbone=dict(base_channels=8, conv_cfg=dict(type='SubsampleFirstConv')),
     neck=dict(in_channels=(16, 64), deconv_channels=32),
     bbox_head=dict(
         in_channels=(32, 32, 32, 32, 32, 256), pm_out_channels=64))

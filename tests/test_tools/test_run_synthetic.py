@@ -119,10 +119,11 @@ def test_the_model_follows_the_iterations_the_budget_holds(monkeypatch):
 
 
 def test_the_narrow_model_is_the_main_job_narrowed():
-    """Only the widths and the lr differ from the main job's config; the
-    widths are narrower and the lr higher, as Adam needs for narrower
-    layers: the schedule's shape, data and test setting are the
-    same."""
+    """Only the widths, the lr and the backbone's convolution type differ
+    from the main job's config; the widths are narrower and the lr higher,
+    as Adam needs for narrower layers, and the convolution computes what
+    ``nn.Conv2d`` does: the schedule's shape, data and test setting are
+    the same."""
     from ..conftest import load_tool
     tool = load_tool('run_synthetic.py')
     main = Config.fromfile(tool.MAIN_CONFIG).to_dict()
@@ -139,6 +140,8 @@ def test_the_narrow_model_is_the_main_job_narrowed():
         del main['model'][part][key], narrow['model'][part][key]
     lr = main['optim_wrapper']['optimizer'].pop('lr')
     assert narrow['optim_wrapper']['optimizer'].pop('lr') > lr
+    assert narrow['model']['backbone'].pop('conv_cfg') == dict(
+        type='SubsampleFirstConv')
     assert narrow == main
 
 
