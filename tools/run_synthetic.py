@@ -55,6 +55,11 @@ NARROW_CONFIG = main_job_config(ROOT, narrow=True)
 # line lies between the lengths where each was measured ahead
 # (docs/en/results/main_job.md)
 NARROW_BELOW_ITERS = 1200
+# the narrow model learns less per iteration: it is trained only where it
+# fits at least this many times the main job's iterations (the two were
+# level where it fitted about 1.5x, behind where it fitted about 1.05x;
+# docs/en/results/main_job.md)
+NARROW_MIN_ITERS_RATIO = 1.5
 
 
 def parse_args() -> argparse.Namespace:
@@ -262,8 +267,7 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace,
     fit = _time_and_fit(cfg, args, deadline)
     model = choose_model(args, fit.iters)
     if model.startswith('narrow') and args.width == 'auto':
-        config, fit, model = _narrow_if_it_fits_more(args, fit, model,
-                                                     deadline)
+        config, fit, model = _narrow_if_it_pays(args, fit, model, deadline)
     else:
         print(f'[main job] model {model}', flush=True)
     cfg, why, times, val_s, iters = fit
@@ -276,23 +280,34 @@ def fit_to_budget(cfg: Config, args: argparse.Namespace,
     return Plan(cfg, config, iters, why, model, hook)
 
 
-def _narrow_if_it_fits_more(args: argparse.Namespace, fit: _Fit,
-                            model: str,
-                            deadline: float) -> Tuple[str, _Fit, str]:
+def _narrow_if_it_pays(args: argparse.Namespace, fit: _Fit, model: str,
+                       deadline: float) -> Tuple[str, _Fit, str]:
     """Time the narrow model after the main job's; the config, fit and
-    model sentence of whichever fits more iterations."""
+    model sentence of the main job's model unless the narrow one fits
+    enough more iterations (:func:`narrow_pays`)."""
     print(f'[main job] model {model}; timing it ...', flush=True)
     narrow = _time_and_fit(load_job_config(NARROW_CONFIG, args), args,
                            deadline)
     ratio = narrow.times['train_iter'] / fit.times['train_iter']
     print(f"[main job] a narrow step took {ratio:.2f}x the main job's here",
           flush=True)
-    if narrow.iters > fit.iters:
-        return NARROW_CONFIG, narrow, model
-    model = ("the main job's: the narrow model fits no more iterations "
-             f'here ({narrow.iters} against {fit.iters})')
+    pays, why = narrow_pays(narrow.iters, fit.iters)
+    if pays:
+        return NARROW_CONFIG, narrow, f'{model}; {why}'
+    model = f"the main job's: {why}"
     print(f'[main job] model {model}', flush=True)
     return args.config, fit, model
+
+
+def narrow_pays(narrow_iters: int, main_iters: int) -> Tuple[bool, str]:
+    """Whether the narrow model fits at least ``NARROW_MIN_ITERS_RATIO``
+    times the main job's iterations, and the clause that says so."""
+    ratio = narrow_iters / max(main_iters, 1)
+    pays = ratio >= NARROW_MIN_ITERS_RATIO
+    return pays, (f'the narrow model fits {ratio:.2f}x its iterations here '
+                  f'({narrow_iters} against {main_iters}), '
+                  f'{"at least" if pays else "under"} '
+                  f'{NARROW_MIN_ITERS_RATIO:g}x')
 
 
 def choose_model(args: argparse.Namespace, iters: int) -> str:

@@ -118,6 +118,24 @@ def test_the_model_follows_the_iterations_the_budget_holds(monkeypatch):
         tool.parse_args()
 
 
+def test_the_narrow_model_is_trained_only_where_it_fits_enough_more():
+    """Timed, the narrow model is trained only where it fits at least
+    ``NARROW_MIN_ITERS_RATIO`` times the main job's iterations: a step
+    only a little cheaper does not pay for its lower capacity. The
+    printed clause names both counts and the ratio."""
+    from ..conftest import load_tool
+    tool = load_tool('run_synthetic.py')
+    need = tool.NARROW_MIN_ITERS_RATIO
+    assert need > 1
+    pays, why = tool.narrow_pays(round(need * 1000), 1000)
+    assert pays and f'{need:.2f}x' in why and 'at least' in why
+    for narrow_iters in (1000, 1070, round(need * 1000) - 1):
+        pays, why = tool.narrow_pays(narrow_iters, 1000)
+        assert not pays, narrow_iters
+        assert f'({narrow_iters} against 1000)' in why and 'under' in why
+    assert tool.narrow_pays(5, 0)[0]  # a budget that holds no main step
+
+
 def test_the_narrow_model_is_the_main_job_narrowed():
     """Only the widths, the lr and the backbone's convolution type differ
     from the main job's config; the widths are narrower and the lr higher,
