@@ -10,8 +10,9 @@ iterations on this machine first, then refits the length from the step
 times of the run itself, see TimeBudgetHook; ``--epochs`` or ``--iters``
 fixes the length instead), trains
 configs/synthetic/dssd_main_job_synthetic.py on the CPU with a progress line
-(where that model fits too few iterations in the budget, its narrow version
-dssd_main_job_narrow_synthetic.py instead; ``--width``),
+(where that model fits too few iterations in the budget and its narrow
+version dssd_main_job_narrow_synthetic.py fits enough more, the narrow one
+instead; ``--width``),
 evaluates on the test split (VOC 11-point mAP@0.5 and COCO AP with
 small/medium/large), keeps the checkpoint, draws detections on a few test
 images into one grid picture, plots the loss and mAP curves (against
@@ -98,8 +99,9 @@ def parse_args() -> argparse.Namespace:
         help='the model: the main job\'s, or its narrow version '
         f'({osp.relpath(NARROW_CONFIG, ROOT)}); default: the narrow one '
         f'where the main job\'s fits fewer than {NARROW_BELOW_ITERS} '
-        'iterations in --minutes (only with the default --config; '
-        '--epochs and --iters keep the main job\'s)')
+        'iterations in --minutes and the narrow one at least '
+        f'{NARROW_MIN_ITERS_RATIO:g}x as many (only with the default '
+        '--config; --epochs and --iters keep the main job\'s)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
