@@ -29,6 +29,8 @@ class SubsampleFirstConv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self._reads_a_subsample():
             return super().forward(x)
+        # the output layout nn.Conv2d gives: channels-last only for an input
+        # that is channels-last and not also contiguous
         layout = (torch.channels_last
                   if x.is_contiguous(memory_format=torch.channels_last)
                   and not x.is_contiguous() else torch.contiguous_format)
